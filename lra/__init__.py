@@ -1,0 +1,1 @@
+"""The Long Range Arena benchmark: data, models, training and results."""

@@ -1,0 +1,1 @@
+"""Data modules, tokenisers, generators and downloads for the LRA tasks."""
