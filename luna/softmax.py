@@ -21,7 +21,9 @@ class SoftmaxAttention(AttentionBackend):
         causal: bool = False,
     ) -> Tensor:
         check_inputs(q, k, v, key_padding_mask)
-        if key_padding_mask is None:
+        # Without padding the mask is dropped, which lets SDPA pick its fused, memory-linear kernels
+        # (meta tensors, used to count FLOPs, have no values to check and keep the mask).
+        if key_padding_mask is None or (not key_padding_mask.is_meta and bool(key_padding_mask.all())):
             return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
         # Garbage in padded keys must not reach real rows even as NaN (0 * inf), so zero it first.
         k, v = zero_padded(k, key_padding_mask), zero_padded(v, key_padding_mask)
