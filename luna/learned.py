@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from luna.base import KernelAttention, check_positive
+from luna.piecewise import piecewise_relu
 
 # softplus(_UNIT_ENVELOPE_BIAS) == 1: an envelope switched on starts as the identity.
 _UNIT_ENVELOPE_BIAS = math.log(math.e - 1.0)
@@ -33,12 +34,12 @@ class ChannelFunctions(nn.Module):
         self.out_weight = nn.Parameter(torch.empty(num_channels, hidden).uniform_(-bound, bound))
         self.out_bias = nn.Parameter(torch.empty(num_channels).uniform_(-bound, bound))
 
-    def forward(self, s: Tensor) -> Tensor:
-        """(...,) scalars -> (..., L) channel values (before the final ReLU)."""
-        hidden = F.relu(s[..., None, None] * self.in_weight + self.in_bias)  # (..., groups, hidden)
-        if self.shared:
-            return hidden.squeeze(-2) @ self.out_weight.T + self.out_bias
-        return (hidden * self.out_weight).sum(dim=-1) + self.out_bias
+    def forward(self, s: Tensor, scale: float = 1.0) -> Tensor:
+        """(...,) scalars -> (..., L) non-negative channel values relu(scale * psi(s)).
+
+        Evaluated exactly from the MLP's breakpoints (luna/piecewise.py): no (..., hidden) activation.
+        """
+        return piecewise_relu(s, self.in_weight, self.in_bias, self.out_weight, self.out_bias, scale)
 
 
 class LearnedFeatureMap(nn.Module):
@@ -87,14 +88,17 @@ class LearnedFeatureMap(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         projections = x @ self.weight.transpose(-1, -2) + self.bias[:, None, :]  # (B, H, N, m)
-        features = F.relu(self.channels(projections))  # (B, H, N, m, L)
+        # The 1 / sqrt(m) normalisation rides in the segment tables instead of a pass over features.
+        scale = self.num_projections**-0.5
+        features = self.channels(projections, scale)  # (B, H, N, m, L)
         if self.rms_target is not None:
-            rms = features.pow(2).mean(dim=-2, keepdim=True).add(1e-12).sqrt()  # (B, H, N, 1, L)
-            features = features * (self.rms_target / rms).clamp(max=1.0)
+            # The same factor as min(1, target / rms) on the unscaled features.
+            rms = features.pow(2).mean(dim=-2, keepdim=True).add(1e-12 * scale**2).sqrt()  # (B, H, N, 1, L)
+            features = features * (self.rms_target * scale / rms).clamp(max=1.0)
         if self.envelope_weight is not None:
             logit = (x * self.envelope_weight[:, None, :]).sum(dim=-1) + self.envelope_bias[:, None]
             features = features * F.softplus(logit)[..., None, None]
-        return features.flatten(start_dim=-2) / math.sqrt(self.num_projections)  # (B, H, N, m L)
+        return features.flatten(start_dim=-2)  # (B, H, N, m L)
 
 
 class LunaAttention(KernelAttention):
