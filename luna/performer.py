@@ -53,24 +53,27 @@ class FavorFeatureMap(nn.Module):
         self.draws += 1
         self.projection.copy_(self._draw(int(self.draws)))
 
-    def logits(self, x: Tensor) -> Tensor:
-        """log(phi(x) * sqrt(m)): (B, H, N, D) -> (B, H, N, m), never exponentiated here."""
+    def projections(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """w_i^T x' (B, H, N, m) and |x'|^2 / 2 (B, H, N, 1): log(phi(x) sqrt(m)) is their difference."""
         x = x * self.head_dim**-0.25
-        return x @ self.projection.to(x.dtype).T - 0.5 * x.pow(2).sum(dim=-1, keepdim=True)
+        return x @ self.projection.to(x.dtype).T, 0.5 * x.pow(2).sum(dim=-1, keepdim=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Features divided per token by exp(max logit), so the largest is exactly 1 / sqrt(m)."""
+        """Features divided per token by a positive factor, so the largest is exactly 1."""
         features, _ = self.stabilised(x)
         return features
 
     def stabilised(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-token stabilised features and the log of the factor divided out, (B, H, N, 1)."""
-        logits = self.logits(x)
-        log_scale = logits.amax(dim=-1, keepdim=True).detach()
-        return self.from_logits(logits - log_scale), log_scale
+        """Per-token stabilised features and the log of the factor divided out, (B, H, N, 1).
 
-    def from_logits(self, logits: Tensor) -> Tensor:
-        return torch.exp(logits) / math.sqrt(self.num_features)
+        Any per-token factor cancels in the attention ratio, so the |x'|^2 / 2 and 1 / sqrt(m)
+        terms move into the returned log-scale instead of costing passes over the features.
+        """
+        dots, half_norm = self.projections(x)
+        peak = dots.amax(dim=-1, keepdim=True).detach()
+        # In place: the product's backward needs its inputs, not its output, so no copy is made.
+        features = dots.sub_(peak).exp_()
+        return features, peak - half_norm - 0.5 * math.log(self.num_features)
 
     def extra_repr(self) -> str:
         return f"head_dim={self.head_dim}, num_features={self.num_features}, seed={self.seed}"
@@ -103,10 +106,11 @@ class PerformerAttention(KernelAttention):
         return self.phi.stabilised(q)
 
     def key_features(self, k: Tensor, key_padding_mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        logits = self.phi.logits(k)  # (B, H, N, m)
+        dots, half_norm = self.phi.projections(k)
+        logits = dots.sub_(half_norm)  # (B, H, N, m), log(phi(k) sqrt(m)), in place as above
         if key_padding_mask is not None:
-            logits = logits.masked_fill(~key_padding_mask[:, None, :, None], -math.inf)
-        log_scale = logits.amax(dim=(-2, -1), keepdim=True).detach()  # (B, H, 1, 1)
+            logits = logits.masked_fill_(~key_padding_mask[:, None, :, None], -math.inf)
+        peak = logits.amax(dim=(-2, -1), keepdim=True).detach()  # (B, H, 1, 1)
         # A sequence with no real key leaves -inf; any finite scale works there.
-        log_scale = torch.where(torch.isfinite(log_scale), log_scale, torch.zeros_like(log_scale))
-        return self.phi.from_logits(logits - log_scale), log_scale
+        peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
+        return logits.sub_(peak).exp_(), peak - 0.5 * math.log(self.phi.num_features)
