@@ -7,8 +7,25 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
+DATA ?= data
+RESULTS ?= results
+# Paper-scale reproduction: `make lra-all TRAINER=gpu LRA_TASKS="listops text" SEEDS=0,1,2`.
+TRAINER ?= gpu
+LRA_TASKS ?= listops text retrieval image pathfinder
+BACKENDS ?= softmax,linear,performer,luna
+SEEDS ?= 0,1,2
+# Extra overrides for every training run of lra-mini / lra-all, e.g. TRAIN_ARGS="trainer.max_steps=100".
+TRAIN_ARGS ?=
+# The offline CPU quick start: small generated sets, the `cpu` budget.
+MINI_DATA ?= $(DATA)/mini
+MINI_EXPRESSIONS ?= 10000
+MINI_IMAGES ?= 20000
+# Markers written after a complete generation (an interrupted one is resumed by the generator).
+MINI_LISTOPS := $(MINI_DATA)/.listops-generated
+MINI_PATHFINDER := $(MINI_DATA)/.pathfinder-generated
+
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all clean
+.PHONY: help install test test-all clean lra-mini lra-all table
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -27,6 +44,35 @@ test: $(STAMP) ## Run the fast test suite (CPU, minutes)
 
 test-all: $(STAMP) ## Run every test, slow ones included
 	$(PY) -m pytest -q
+
+$(MINI_LISTOPS): | $(STAMP)
+	$(PY) -m lra.prepare listops --generate --data-dir $(MINI_DATA) --seed 0 \
+		--num-train $(MINI_EXPRESSIONS) --num-val 500 --num-test 500 --min-length 20 --max-length 100
+	@touch $@
+
+$(MINI_PATHFINDER): | $(STAMP)
+	$(PY) -m lra.prepare pathfinder --generate --data-dir $(MINI_DATA) --seed 0 \
+		--num-images $(MINI_IMAGES) --contour-length 6
+	@touch $@
+
+lra-mini: $(STAMP) $(MINI_LISTOPS) $(MINI_PATHFINDER) ## Offline CPU run of all backends on generated ListOps + Pathfinder, then the table
+	$(PY) -m lra.train -m task=listops attention=$(BACKENDS) budget=cpu trainer=cpu \
+		data_dir=$(MINI_DATA) results_dir=$(RESULTS) $(TRAIN_ARGS)
+	$(PY) -m lra.train -m task=pathfinder task.datamodule.contour_length=6 attention=$(BACKENDS) \
+		budget=cpu trainer=cpu data_dir=$(MINI_DATA) results_dir=$(RESULTS) \
+		$(TRAIN_ARGS)
+	$(PY) -m lra.results results_dir=$(RESULTS)
+
+lra-all: $(STAMP) ## Paper-scale reproduction (GPU): prepare data, every task x backend x seed, tables; skips finished runs
+	$(PY) -m lra.prepare all --data-dir $(DATA)
+	for task in $(LRA_TASKS); do \
+		$(PY) -m lra.train -m task=$$task attention=$(BACKENDS) seed=$(SEEDS) budget=paper \
+			trainer=$(TRAINER) data_dir=$(DATA) results_dir=$(RESULTS) skip_finished=true $(TRAIN_ARGS) || exit 1; \
+	done
+	$(PY) -m lra.results results_dir=$(RESULTS)
+
+table: $(STAMP) ## Regenerate tables and plots under results/ from the run records
+	$(PY) -m lra.results results_dir=$(RESULTS)
 
 clean: ## Remove the environment, caches and run outputs (keeps data/ and results/)
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis outputs multirun lightning_logs wandb

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -69,6 +70,10 @@ def check_parity(cfg: DictConfig) -> dict[str, Any]:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test at the last step and at the best validation checkpoint, write the run record."""
     validate(cfg)
+    record_path = Path(cfg.results_dir) / "runs" / record_name(cfg.budget.name, cfg.task.name, cfg.attention.name, cfg.seed)
+    if cfg.skip_finished and record_path.is_file():
+        log.info("skipping: %s already holds this run's record", record_path)
+        return json.loads(record_path.read_text())
     lightning.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.run_dir)
     datamodule = instantiate(cfg.task.datamodule)
@@ -124,9 +129,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         **environment(),
     }
     if trainer.is_global_zero:
-        path = Path(cfg.results_dir) / "runs" / record_name(record["budget"], record["task"], record["attention"], cfg.seed)
-        write_json_atomic(path, record)
-        log.info("run record written to %s", path)
+        write_json_atomic(record_path, record)
+        log.info("run record written to %s", record_path)
     return record
 
 

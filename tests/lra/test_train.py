@@ -98,3 +98,10 @@ def test_nan_loss_stops_cleanly_and_keeps_the_last_checkpoint(tmp_path, data_dir
 def test_cls_pooling_and_sinusoidal_positions_train(tmp_path, data_dir):
     record = run("retrieval", "luna", tmp_path, data_dir, "model.pooling=cls", "model.positions=sinusoidal")
     assert record["steps"] == 2
+
+
+def test_skip_finished_returns_the_existing_record_without_training(tmp_path, data_dir, monkeypatch):
+    first = run("listops", "linear", tmp_path, data_dir)
+    monkeypatch.setattr("lra.train.instantiate", lambda *a, **k: pytest.fail("trained again"))
+    again = run("listops", "linear", tmp_path, data_dir, "skip_finished=true")
+    assert again == json.loads(json.dumps(first))
