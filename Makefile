@@ -25,7 +25,7 @@ MINI_LISTOPS := $(MINI_DATA)/.listops-generated
 MINI_PATHFINDER := $(MINI_DATA)/.pathfinder-generated
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all clean lra-mini lra-all table
+.PHONY: help install test test-all lint bench clean lra-mini lra-all table
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -44,6 +44,13 @@ test: $(STAMP) ## Run the fast test suite (CPU, minutes)
 
 test-all: $(STAMP) ## Run every test, slow ones included
 	$(PY) -m pytest -q
+
+lint: $(STAMP) ## Check style with ruff (lint and formatting)
+	$(PY) -m ruff check lra luna tests
+	$(PY) -m ruff format --check lra luna tests
+
+bench: $(STAMP) ## Speed and memory of every backend, attention alone and the Text model (results/efficiency.*)
+	$(PY) -m lra.bench --results-dir $(RESULTS)
 
 $(MINI_LISTOPS): | $(STAMP)
 	$(PY) -m lra.prepare listops --generate --data-dir $(MINI_DATA) --seed 0 \

@@ -31,8 +31,16 @@ def _positive_int(cfg: DictConfig, key: str, minimum: int = 1) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Stop before any work on values that cannot train, naming the key."""
-    for key in ("trainer.max_steps", "batch_size", "eval_every_steps", "model.dim", "model.num_layers",
-                "model.num_heads", "model.ffn_dim", "task.datamodule.max_length"):
+    for key in (
+        "trainer.max_steps",
+        "batch_size",
+        "eval_every_steps",
+        "model.dim",
+        "model.num_layers",
+        "model.num_heads",
+        "model.ffn_dim",
+        "task.datamodule.max_length",
+    ):
         _positive_int(cfg, key)
     _positive_int(cfg, "optim.warmup_steps", minimum=0)
     if cfg.checkpoint_every_steps is not None:
@@ -43,9 +51,14 @@ def validate(cfg: DictConfig) -> None:
     )
     lr = cfg.optim.lr
     _require(isinstance(lr, (int, float)) and lr > 0, f"optim.lr must be a positive number, got {lr!r}")
-    _require(cfg.optim.decay in DECAYS, f"optim.decay must be one of {sorted(DECAYS)}, got {cfg.optim.decay!r}")
+    _require(
+        cfg.optim.decay in DECAYS, f"optim.decay must be one of {sorted(DECAYS)}, got {cfg.optim.decay!r}"
+    )
     dropout = cfg.model.dropout
-    _require(isinstance(dropout, (int, float)) and 0 <= dropout < 1, f"model.dropout must be in [0, 1), got {dropout!r}")
+    _require(
+        isinstance(dropout, (int, float)) and 0 <= dropout < 1,
+        f"model.dropout must be in [0, 1), got {dropout!r}",
+    )
     data_dir = Path(cfg.data_dir)
     _require(
         data_dir.is_dir(),

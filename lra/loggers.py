@@ -22,6 +22,4 @@ def wandb_logger(*, project: str, group: str, name: str, tags: list[str], save_d
     """
     mode = os.environ.get("WANDB_MODE") or ("online" if wandb_has_credentials() else "offline")
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(
-        project=project, group=group, name=name, tags=list(tags), save_dir=save_dir, mode=mode
-    )
+    return WandbLogger(project=project, group=group, name=name, tags=list(tags), save_dir=save_dir, mode=mode)

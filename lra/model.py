@@ -43,7 +43,9 @@ POSITIONS = {"learned": LearnedPositions, "sinusoidal": SinusoidalPositions}
 class EncoderBlock(nn.Module):
     """Pre-LayerNorm Transformer block: x + attn(LN(x)), then x + FFN(LN(x))."""
 
-    def __init__(self, dim: int, num_heads: int, ffn_dim: int, dropout: float, backend: Callable[..., AttentionBackend]) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, ffn_dim: int, dropout: float, backend: Callable[..., AttentionBackend]
+    ) -> None:
         super().__init__()
         self.attention_norm = nn.LayerNorm(dim)
         self.attention = MultiHeadAttention(dim, num_heads, backend)

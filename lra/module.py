@@ -40,7 +40,10 @@ class LRAClassifierModule(lightning.LightningModule):
         self.schedule = partial(lr_factor, warmup_steps=warmup_steps, total_steps=total_steps, decay=decay)
         self.schedule(0)  # an unknown decay fails now, not at the first step
         self.accuracy = nn.ModuleDict(
-            {f"{split}_acc": MulticlassAccuracy(num_classes, average="micro") for split in ("train", "val", "test")}
+            {
+                f"{split}_acc": MulticlassAccuracy(num_classes, average="micro")
+                for split in ("train", "val", "test")
+            }
         )
 
     def forward(self, inputs: Tensor, mask: Tensor) -> Tensor:
@@ -52,8 +55,22 @@ class LRAClassifierModule(lightning.LightningModule):
         accuracy = self.accuracy[f"{split}_acc"]
         accuracy(logits, batch["label"])
         on_step = split == "train"
-        self.log(f"{split}/loss", loss, on_step=on_step, on_epoch=not on_step, prog_bar=on_step, batch_size=len(logits))
-        self.log(f"{split}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=split == "val", batch_size=len(logits))
+        self.log(
+            f"{split}/loss",
+            loss,
+            on_step=on_step,
+            on_epoch=not on_step,
+            prog_bar=on_step,
+            batch_size=len(logits),
+        )
+        self.log(
+            f"{split}/acc",
+            accuracy,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=split == "val",
+            batch_size=len(logits),
+        )
         return loss
 
     def training_step(self, batch: dict[str, Tensor], batch_index: int) -> Tensor:

@@ -54,12 +54,20 @@ def measure(cfg: DictConfig) -> list[BackendCost]:
     counts = {}
     for name, attention in backends.items():
         model = build_model(_with_attention(cfg, attention), datamodule)
-        flops = training_step_flops(model, cfg.batch_size, datamodule.max_length, datamodule.vocab_size, datamodule.paired)
+        flops = training_step_flops(
+            model, cfg.batch_size, datamodule.max_length, datamodule.vocab_size, datamodule.paired
+        )
         counts[name] = (count_parameters(model), flops)
     base_params, base_flops = counts[REFERENCE]
     order = [REFERENCE] + sorted(name for name in counts if name != REFERENCE)
     return [
-        BackendCost(name, counts[name][0], counts[name][1], counts[name][0] / base_params, counts[name][1] / base_flops)
+        BackendCost(
+            name,
+            counts[name][0],
+            counts[name][1],
+            counts[name][0] / base_params,
+            counts[name][1] / base_flops,
+        )
         for name in order
     ]
 

@@ -51,6 +51,9 @@ def read_efficiency(path: Path) -> list[EfficiencyPoint]:
         raise EfficiencyInputError(f"{path}: cannot be read ({error})") from None
     points, seen = [], set()
     for line, row in enumerate(rows, start=2):
+        # `python -m lra.bench` also writes rows for attention alone; the chart is about the whole model.
+        if (row.get("kind") or "model") != "model":
+            continue
         where = f"{path} line {line}"
         if not (row["length"] or "").strip().isdigit():
             raise EfficiencyInputError(f"{where}: length must be a positive integer, got {row['length']!r}")
@@ -67,7 +70,7 @@ def read_efficiency(path: Path) -> list[EfficiencyPoint]:
     return points
 
 
-def _png(figure: Figure) -> bytes:
+def figure_png(figure: Figure) -> bytes:
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     # No software/date metadata, so the same numbers give the same bytes.
@@ -104,7 +107,7 @@ def accuracy_chart(
     axes.grid(axis="y", alpha=0.3)
     # Below the axes, so that no bar is hidden behind it.
     figure.legend(loc="outside lower center", ncols=min(len(backends), 6), fontsize="small")
-    return _png(figure)
+    return figure_png(figure)
 
 
 def _chart_length(points: list[EfficiencyPoint]) -> int | None:
@@ -129,14 +132,20 @@ def efficiency_chart(
     if budget is None:
         budget = next((name for name in ("paper", "lra") if name in averages), min(averages))
     if budget not in averages:
-        raise EfficiencyInputError(f"efficiency_budget={budget} has no run records; budgets: {', '.join(sorted(averages))}")
+        raise EfficiencyInputError(
+            f"efficiency_budget={budget} has no run records; budgets: {', '.join(sorted(averages))}"
+        )
     average_accuracy = averages[budget]
     length = length if length is not None else _chart_length(points)
     at_length = {p.backend: p for p in points if p.length == length and p.steps_per_second is not None}
     shown = [backend for backend in average_accuracy if backend in at_length]
     if not shown:
-        log.warning("efficiency.png not written: no backend has both a speed at length %s and accuracy "
-                    "records in budget %s", length, budget)
+        log.warning(
+            "efficiency.png not written: no backend has both a speed at length %s and accuracy "
+            "records in budget %s",
+            length,
+            budget,
+        )
         return None
     softmax = at_length.get("softmax")
     scale = softmax.steps_per_second if softmax is not None else 1.0
@@ -155,9 +164,11 @@ def efficiency_chart(
         label = backend + (" (partial average)" if partial else "")
         label += "" if memory is None else f"\n{memory:.0f} MB"
         axes.annotate(label, (speed, accuracy), textcoords="offset points", xytext=(8, 8), fontsize="small")
-    axes.set_xlabel(f"Speed at length {length} (× softmax)" if softmax else f"Steps per second at length {length}")
+    axes.set_xlabel(
+        f"Speed at length {length} (× softmax)" if softmax else f"Steps per second at length {length}"
+    )
     axes.set_ylabel(f"Average test accuracy (%), budget '{budget}'")
     axes.set_title("Accuracy against speed; marker area ∝ peak memory")
     axes.grid(alpha=0.3)
     axes.margins(0.25)
-    return _png(figure)
+    return figure_png(figure)

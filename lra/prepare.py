@@ -9,7 +9,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from lra.data.download import LRA_RELEASE_URL, DownloadError, download, extract, fetch_hub_dataset
+from lra.data.download import (
+    LRA_RELEASE_URL,
+    DownloadError,
+    download,
+    extract,
+    fetch_hub_dataset,
+)
 from lra.data.layout import (
     CONTOUR_FOLDERS,
     DEFAULT_CONTOUR_LENGTH,
@@ -26,9 +32,7 @@ from lra.data.layout import (
 )
 
 ARCHIVE_NAME = "lra_release.gz"
-LISTOPS_OPTIONS = (
-    "num_train", "num_val", "num_test", "min_length", "max_length", "max_depth", "max_args"
-)
+LISTOPS_OPTIONS = ("num_train", "num_val", "num_test", "min_length", "max_length", "max_depth", "max_args")
 PATHFINDER_OPTIONS = ("resolution", "num_images", "workers")
 GENERATOR_OPTIONS = (*LISTOPS_OPTIONS, *PATHFINDER_OPTIONS, "seed")
 TASK_BY_RESOLUTION = {resolution: task for task, resolution in PATHFINDER_RESOLUTIONS.items()}
@@ -41,9 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("task", choices=(*TASKS, "all"), help="the task to prepare, or all of them")
     parser.add_argument("--data-dir", type=Path, required=True, help="folder the data modules read from")
-    parser.add_argument(
-        "--generate", action="store_true", help="make listops/pathfinder/pathx data locally"
-    )
+    parser.add_argument("--generate", action="store_true", help="make listops/pathfinder/pathx data locally")
     parser.add_argument(
         "--contour-length", type=int, choices=sorted(CONTOUR_FOLDERS), help="Pathfinder difficulty"
     )
@@ -54,9 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     generation.add_argument("--seed", type=int)
     for name in LISTOPS_OPTIONS:
         generation.add_argument("--" + name.replace("_", "-"), type=int, help="listops")
-    generation.add_argument(
-        "--resolution", type=int, choices=sorted(TASK_BY_RESOLUTION), help="pathfinder"
-    )
+    generation.add_argument("--resolution", type=int, choices=sorted(TASK_BY_RESOLUTION), help="pathfinder")
     generation.add_argument("--num-images", type=int, help="pathfinder/pathx")
     generation.add_argument("--workers", type=int, help="pathfinder/pathx")
     return parser

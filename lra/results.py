@@ -5,28 +5,45 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import statistics
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from lra.plots import EfficiencyInputError, accuracy_chart, efficiency_chart, read_efficiency
+from lra.atomic import write_atomic
+from lra.plots import (
+    EfficiencyInputError,
+    accuracy_chart,
+    efficiency_chart,
+    read_efficiency,
+)
 from lra.reference_results import BUDGET_NOTES, QUOTED_BY_BUDGET, QuotedTable
 
-TASK_TITLES = {"listops": "ListOps", "text": "Text", "retrieval": "Retrieval", "image": "Image",
-               "pathfinder": "Pathfinder", "pathx": "Path-X"}
+TASK_TITLES = {
+    "listops": "ListOps",
+    "text": "Text",
+    "retrieval": "Retrieval",
+    "image": "Image",
+    "pathfinder": "Pathfinder",
+    "pathx": "Path-X",
+}
 BACKEND_ORDER = ("softmax", "linear", "performer", "luna")
 # The record keys a table needs, with the JSON types a valid record holds for them.
 STRING, INTEGER, NUMBER = (str,), (int,), (int, float)
 REQUIRED_KEYS: dict[str, tuple[type, ...]] = {
-    "task": STRING, "attention": STRING, "budget": STRING, "seed": INTEGER, "params": INTEGER, "flops": INTEGER,
-    "test_acc": NUMBER, "git_commit": STRING, "device": STRING,
+    "task": STRING,
+    "attention": STRING,
+    "budget": STRING,
+    "seed": INTEGER,
+    "params": INTEGER,
+    "flops": INTEGER,
+    "test_acc": NUMBER,
+    "git_commit": STRING,
+    "device": STRING,
 }
 TYPE_NAMES = {STRING: "a string", INTEGER: "an integer", NUMBER: "a number"}
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # budgets become folder names
@@ -88,7 +105,9 @@ def read_run(path: Path) -> Run:
     except (OSError, UnicodeDecodeError) as error:
         raise ResultsError(f"{path}: cannot be read ({error})") from None
     except json.JSONDecodeError as error:
-        raise ResultsError(f"{path}: not valid JSON ({error}); truncated? rerun that run or delete the file") from None
+        raise ResultsError(
+            f"{path}: not valid JSON ({error}); truncated? rerun that run or delete the file"
+        ) from None
     if not isinstance(record, dict):
         raise ResultsError(f"{path}: expected a JSON object, found {type(record).__name__}")
     missing = [key for key in REQUIRED_KEYS if key not in record]
@@ -143,9 +162,13 @@ def budget_table(budget: str, runs: list[Run]) -> BudgetTable:
         sizes = {(run.params, run.flops) for run in group}
         if len(sizes) > 1:
             files = ", ".join(run.path.name for run in group)
-            raise ResultsError(f"{files}: {backend} on {task} has different params/flops across seeds; not one model")
+            raise ResultsError(
+                f"{files}: {backend} on {task} has different params/flops across seeds; not one model"
+            )
         params, flops = sizes.pop()
-        cells[backend, task] = Cell(tuple(r.seed for r in group), tuple(100 * r.test_acc for r in group), params, flops)
+        cells[backend, task] = Cell(
+            tuple(r.seed for r in group), tuple(100 * r.test_acc for r in group), params, flops
+        )
     return BudgetTable(
         budget=budget,
         tasks=ordered({run.task for run in runs}, tuple(TASK_TITLES)),
@@ -187,16 +210,30 @@ def size_section(table: BudgetTable, field: str, title: str) -> list[str]:
         for task in table.tasks:
             cell = table.cells.get((backend, task))
             ratio = ratio_to_softmax(table, backend, task, field)
-            row.append("-" if cell is None else format_count(getattr(cell, field)) + (f" ({ratio:.2f}×)" if ratio is not None else ""))
+            row.append(
+                "-"
+                if cell is None
+                else format_count(getattr(cell, field)) + (f" ({ratio:.2f}×)" if ratio is not None else "")
+            )
         rows.append(row)
-    relative = " (× softmax in brackets)" if any(("softmax", task) in table.cells for task in table.tasks) else ""
-    return [f"### {title}{relative}", "", *markdown_rows(["backend", *(TASK_TITLES.get(t, t) for t in table.tasks)], rows)]
+    relative = (
+        " (× softmax in brackets)" if any(("softmax", task) in table.cells for task in table.tasks) else ""
+    )
+    return [
+        f"### {title}{relative}",
+        "",
+        *markdown_rows(["backend", *(TASK_TITLES.get(t, t) for t in table.tasks)], rows),
+    ]
 
 
 def quoted_section(quoted: QuotedTable) -> list[str]:
     tasks = [task for task in TASK_TITLES if any(task in row for row in quoted.rows.values())]
     rows = [
-        [model, *(f"{values[task]:.2f}" if task in values else "-" for task in tasks), f"{quoted.averages[model]:.2f}"]
+        [
+            model,
+            *(f"{values[task]:.2f}" if task in values else "-" for task in tasks),
+            f"{quoted.averages[model]:.2f}",
+        ]
         for model, values in quoted.rows.items()
     ]
     return [
@@ -228,7 +265,10 @@ def markdown_table(table: BudgetTable, results_dir: Path) -> str:
     for backend in table.backends:
         average, missing = table.average(backend)
         partial |= missing
-        cells = [format_accuracy(table.cells[backend, t]) if (backend, t) in table.cells else "-" for t in table.tasks]
+        cells = [
+            format_accuracy(table.cells[backend, t]) if (backend, t) in table.cells else "-"
+            for t in table.tasks
+        ]
         rows.append([backend, *cells, f"{average:.2f}" + ("*" if missing else "")])
     lines = [
         f"# LRA results, budget `{table.budget}`",
@@ -257,38 +297,47 @@ def markdown_table(table: BudgetTable, results_dir: Path) -> str:
 def csv_table(table: BudgetTable) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["budget", "attention", "task", "test_acc_mean_pct", "test_acc_std_pct", "n", "seeds",
-                     "params", "flops", "params_vs_softmax", "flops_vs_softmax"])
+    writer.writerow(
+        [
+            "budget",
+            "attention",
+            "task",
+            "test_acc_mean_pct",
+            "test_acc_std_pct",
+            "n",
+            "seeds",
+            "params",
+            "flops",
+            "params_vs_softmax",
+            "flops_vs_softmax",
+        ]
+    )
     for backend in table.backends:
         for task in table.tasks:
             cell = table.cells.get((backend, task))
             if cell is None:
                 continue
             ratios = [ratio_to_softmax(table, backend, task, field) for field in ("params", "flops")]
-            writer.writerow([table.budget, backend, task, f"{cell.mean:.4f}",
-                             "" if cell.std is None else f"{cell.std:.4f}", len(cell.seeds), " ".join(map(str, cell.seeds)),
-                             cell.params, cell.flops, *("" if r is None else f"{r:.4f}" for r in ratios)])
+            writer.writerow(
+                [
+                    table.budget,
+                    backend,
+                    task,
+                    f"{cell.mean:.4f}",
+                    "" if cell.std is None else f"{cell.std:.4f}",
+                    len(cell.seeds),
+                    " ".join(map(str, cell.seeds)),
+                    cell.params,
+                    cell.flops,
+                    *("" if r is None else f"{r:.4f}" for r in ratios),
+                ]
+            )
     return buffer.getvalue()
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Temporary file in the same folder, then rename: a reader never sees half a table."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def write_results(results_dir: Path, efficiency_budget: str | None = None,
-                  efficiency_length: int | None = None) -> list[Path]:
+def write_results(
+    results_dir: Path, efficiency_budget: str | None = None, efficiency_length: int | None = None
+) -> list[Path]:
     """Tables, CSVs and plots for every budget; everything is built before the first file is written."""
     runs = read_runs(results_dir / "runs")
     tables = {
@@ -301,18 +350,23 @@ def write_results(results_dir: Path, efficiency_budget: str | None = None,
         outputs[folder / "lra_table.md"] = markdown_table(table, results_dir).encode()
         outputs[folder / "lra_table.csv"] = csv_table(table).encode()
         outputs[folder / "lra_accuracy.png"] = accuracy_chart(
-            budget, table.tasks, table.backends,
+            budget,
+            table.tasks,
+            table.backends,
             {key: (cell.mean, cell.std or 0.0) for key, cell in table.cells.items()},
             [TASK_TITLES.get(task, task) for task in table.tasks],
         )
     if (results_dir / "efficiency.csv").is_file():  # written by the efficiency benchmark, when it has run
-        averages = {name: {backend: table.average(backend) for backend in table.backends} for name, table in tables.items()}
+        averages = {
+            name: {backend: table.average(backend) for backend in table.backends}
+            for name, table in tables.items()
+        }
         points = read_efficiency(results_dir / "efficiency.csv")
         chart = efficiency_chart(points, averages, efficiency_budget, efficiency_length)
         if chart is not None:
             outputs[results_dir / "efficiency.png"] = chart
     for path, data in outputs.items():
-        write_bytes_atomic(path, data)
+        write_atomic(path, data)
     return list(outputs)
 
 

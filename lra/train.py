@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
+from lra.atomic import write_json_atomic
 from lra.callbacks import FeatureRedraw
 from lra.config import ConfigError, build_model, validate
 from lra.data.layout import DataError
@@ -23,7 +24,7 @@ from lra.flops import count_parameters
 from lra.module import LRAClassifierModule, NonFiniteLossError
 from lra.parity import breaches
 from lra.parity import measure as measure_parity
-from lra.records import environment, peak_memory_mb, record_name, write_json_atomic
+from lra.records import environment, peak_memory_mb, record_name
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,10 @@ def _callbacks(cfg: DictConfig, run_dir: Path) -> tuple[ModelCheckpoint, list[li
     if cfg.checkpoint_every_steps is not None:
         callbacks.append(
             ModelCheckpoint(
-                dirpath=run_dir / "checkpoints", every_n_train_steps=cfg.checkpoint_every_steps, save_top_k=0, save_last=True
+                dirpath=run_dir / "checkpoints",
+                every_n_train_steps=cfg.checkpoint_every_steps,
+                save_top_k=0,
+                save_last=True,
             )
         )
     if cfg.trainer.get("enable_progress_bar", True):
@@ -70,7 +74,11 @@ def check_parity(cfg: DictConfig) -> dict[str, Any]:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test at the last step and at the best validation checkpoint, write the run record."""
     validate(cfg)
-    record_path = Path(cfg.results_dir) / "runs" / record_name(cfg.budget.name, cfg.task.name, cfg.attention.name, cfg.seed)
+    record_path = (
+        Path(cfg.results_dir)
+        / "runs"
+        / record_name(cfg.budget.name, cfg.task.name, cfg.attention.name, cfg.seed)
+    )
     if cfg.skip_finished and record_path.is_file():
         log.info("skipping: %s already holds this run's record", record_path)
         return json.loads(record_path.read_text())
@@ -81,7 +89,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     parity = check_parity(cfg)
     max_steps = cfg.trainer.max_steps
     module = LRAClassifierModule(
-        model, datamodule.num_classes, total_steps=max_steps, **OmegaConf.to_container(cfg.optim, resolve=True)
+        model,
+        datamodule.num_classes,
+        total_steps=max_steps,
+        **OmegaConf.to_container(cfg.optim, resolve=True),
     )
     loggers = [instantiate(logger) for logger in (cfg.get("logger") or {}).values()]
     best, callbacks = _callbacks(cfg, run_dir)
@@ -98,7 +109,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     except NonFiniteLossError as error:
         kept = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt"))
-        where = f"checkpoints kept in {run_dir / 'checkpoints'}: {', '.join(kept)}" if kept else "no checkpoint had been written yet"
+        where = (
+            f"checkpoints kept in {run_dir / 'checkpoints'}: {', '.join(kept)}"
+            if kept
+            else "no checkpoint had been written yet"
+        )
         raise NonFiniteLossError(f"{error}; stopped ({where}). Lower optim.lr or check the data.") from None
     train_seconds = time.perf_counter() - started
     test_last = trainer.test(module, datamodule=datamodule, verbose=False)[0]["test/acc"]

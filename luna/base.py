@@ -5,7 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from luna.kernel import KernelState, align_scales, causal_linear_attention, linear_attention
+from luna.kernel import (
+    KernelState,
+    align_scales,
+    causal_linear_attention,
+    linear_attention,
+)
 
 
 def check_positive(name: str, value: int | float) -> None:
@@ -20,12 +25,9 @@ def check_inputs(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | Non
             f"{tuple(k.shape)}, {tuple(v.shape)}"
         )
     if k.shape[:3] != v.shape[:3] or q.shape[:2] != k.shape[:2] or q.shape[-1] != k.shape[-1]:
-        raise ValueError(
-            f"incompatible shapes q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
-        )
+        raise ValueError(f"incompatible shapes q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
     if key_padding_mask is not None and (
-        key_padding_mask.dtype != torch.bool
-        or key_padding_mask.shape != (k.shape[0], k.shape[2])
+        key_padding_mask.dtype != torch.bool or key_padding_mask.shape != (k.shape[0], k.shape[2])
     ):
         raise ValueError(
             "key_padding_mask must be a bool tensor of shape (batch, tokens) with True on real "

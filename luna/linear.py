@@ -20,7 +20,7 @@ class EluFeatureMap(nn.Module):
 
 
 class LinearAttention(KernelAttention):
-    """"Transformers are RNNs" (Katharopoulos et al. 2020): phi(Q) (phi(K)^T V), normalised.
+    """ "Transformers are RNNs" (Katharopoulos et al. 2020): phi(Q) (phi(K)^T V), normalised.
 
     `feature_map` swaps in another non-negative map (a module from (B, H, N, D) to (B, H, N, F)).
     """

@@ -17,7 +17,9 @@ class MultiHeadAttention(nn.Module):
     or a Hydra `_partial_: true` config), so one model definition runs with every backend.
     """
 
-    def __init__(self, dim: int, num_heads: int, backend: Callable[..., AttentionBackend], bias: bool = True) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, backend: Callable[..., AttentionBackend], bias: bool = True
+    ) -> None:
         super().__init__()
         if num_heads <= 0 or dim % num_heads:
             raise ValueError(f"num_heads ({num_heads}) must be positive and divide dim ({dim})")

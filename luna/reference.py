@@ -73,10 +73,10 @@ def luna_features(x: Tensor, fmap: LearnedFeatureMap) -> Tensor:
         w = fmap.weight[:, i, :].expand(heads, -1)  # (H, D)
         s = torch.einsum("bhnd,hd->bhn", x, w) + fmap.bias[:, i].expand(heads)[None, :, None]
         per_channel = []
-        for l in range(num_channels):
-            g = 0 if channels.shared else l
+        for channel in range(num_channels):
+            g = 0 if channels.shared else channel
             hidden = torch.relu(s[..., None] * channels.in_weight[g] + channels.in_bias[g])
-            per_channel.append(torch.relu(hidden @ channels.out_weight[l] + channels.out_bias[l]))
+            per_channel.append(torch.relu(hidden @ channels.out_weight[channel] + channels.out_bias[channel]))
         columns.append(torch.stack(per_channel, dim=-1))  # (B, H, N, L)
     features = torch.stack(columns, dim=-2)  # (B, H, N, m, L)
     if fmap.rms_target is not None:

@@ -33,5 +33,7 @@ class SoftmaxAttention(AttentionBackend):
             allowed = allowed & torch.ones(n, n, dtype=torch.bool, device=q.device).tril()
             # A padded query may have no real key in its past (left padding); letting it see itself
             # keeps its row finite without touching any real row.
-            allowed = allowed | (~key_padding_mask[:, None, :, None] & torch.eye(n, dtype=torch.bool, device=q.device))
+            allowed = allowed | (
+                ~key_padding_mask[:, None, :, None] & torch.eye(n, dtype=torch.bool, device=q.device)
+            )
         return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)

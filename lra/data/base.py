@@ -91,7 +91,11 @@ class LRADataModule(lightning.LightningDataModule):
         cache_dir: str | Path | None = None,
     ) -> None:
         super().__init__()
-        minimums = {"batch_size": (batch_size, 1), "max_length": (max_length, 1), "num_workers": (num_workers, 0)}
+        minimums = {
+            "batch_size": (batch_size, 1),
+            "max_length": (max_length, 1),
+            "num_workers": (num_workers, 0),
+        }
         for name, (value, minimum) in minimums.items():
             if not isinstance(value, int) or value < minimum:
                 raise ValueError(f"{self.task}: {name} must be an integer >= {minimum}, got {value!r}")
@@ -141,7 +145,10 @@ class LRADataModule(lightning.LightningDataModule):
             total = len(tokenized.offsets) - 1
             logger.warning(
                 "%s: %d of %d sequences longer than max_length=%d were truncated",
-                where, tokenized.truncated, total, self.max_length,
+                where,
+                tokenized.truncated,
+                total,
+                self.max_length,
             )
         if tokenized.skipped:
             logger.warning("%s: skipped %d empty or unreadable images", where, tokenized.skipped)

@@ -101,9 +101,7 @@ class TokenCache:
     def contains(self, key: Mapping[str, Any]) -> bool:
         return (self.entry_dir(key) / "meta.json").is_file()
 
-    def get_or_build(
-        self, key: Mapping[str, Any], build: Callable[[], TokenizedSplit]
-    ) -> TokenizedSplit:
+    def get_or_build(self, key: Mapping[str, Any], build: Callable[[], TokenizedSplit]) -> TokenizedSplit:
         """The verified cached split for key; built, saved and returned when absent or corrupt."""
         cached = self.load(key)
         if cached is not None:

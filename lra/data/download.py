@@ -7,21 +7,26 @@ import logging
 import os
 import posixpath
 import re
-import shutil
 import tarfile
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
 
 import huggingface_hub
 from huggingface_hub.errors import HTTPError as HubHTTPError
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
-from rich.progress import TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from lra.atomic import write_atomic
 
 LRA_RELEASE_URL = "https://storage.googleapis.com/long-range-arena/lra_release.gz"
 
@@ -175,9 +180,7 @@ def _fetch_into(
     )
 
 
-def _response_extent(
-    response: http.client.HTTPResponse, part: Path, offset: int
-) -> tuple[int, int | None]:
+def _response_extent(response: http.client.HTTPResponse, part: Path, offset: int) -> tuple[int, int | None]:
     """Return (first byte in the body, total file size if known) of a 200 or 206 response."""
     if offset and response.status == 206:
         match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
@@ -198,9 +201,7 @@ def _accept_or_discard_unresumable(content_range: str, part: Path, offset: int) 
     raise _TransientError("the server cannot resume this partial file; starting over")
 
 
-def extract(
-    archive: Path, dest_dir: Path, prefixes: Sequence[str], *, progress: bool = True
-) -> int:
+def extract(archive: Path, dest_dir: Path, prefixes: Sequence[str], *, progress: bool = True) -> int:
     """Extract the members of `archive` whose path below `lra_release/` starts with a prefix.
 
     Streams the archive in one pass, writes every file atomically to `dest_dir/<path>`, skips
@@ -301,32 +302,18 @@ def _extract_member(
         if target.is_file() and target.stat().st_size == source.stat().st_size:
             return 0
         with source.open("rb") as data:
-            _write_atomically(target, data)
+            write_atomic(target, data, sync=False)
         return 1
     if target.is_file() and target.stat().st_size == member.size:
         return 0
     data = tar.extractfile(member)
     assert data is not None, "regular members always have data"
-    _write_atomically(target, data)
+    write_atomic(target, data, sync=False)
     return 1
 
 
 def _resolves_inside(root: Path, path: Path) -> bool:
     return path.resolve().is_relative_to(root)
-
-
-def _write_atomically(target: Path, data: BinaryIO) -> None:
-    folder = target.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".tmp", prefix=f".{target.name}.", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            shutil.copyfileobj(data, out, 1 << 20)
-        os.chmod(temporary, 0o644)  # mkstemp makes owner-only files
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def fetch_hub_dataset(repo_id: str, dest_dir: Path, *, config: str = "plain_text") -> Path:

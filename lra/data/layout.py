@@ -73,9 +73,7 @@ def how_to_prepare(task: str, data_dir: Path, *, contour_length: int | None = No
     return f"Run `{command}` (needs network access to download it)."
 
 
-def find_release_root(
-    data_dir: Path, task: str, *, contour_length: int = DEFAULT_CONTOUR_LENGTH
-) -> Path:
+def find_release_root(data_dir: Path, task: str, *, contour_length: int = DEFAULT_CONTOUR_LENGTH) -> Path:
     """The first of data_dir, data_dir/lra_release, data_dir/lra_release/lra_release holding the task."""
     required = release_paths(task, contour_length)
     candidates = [data_dir / nesting for nesting in RELEASE_NESTINGS]
@@ -109,9 +107,7 @@ def hub_parquet_files(data_dir: Path, task: str) -> dict[str, list[Path]] | None
     return files
 
 
-def locate_task_data(
-    task: str, data_dir: Path, *, contour_length: int = DEFAULT_CONTOUR_LENGTH
-) -> Path:
+def locate_task_data(task: str, data_dir: Path, *, contour_length: int = DEFAULT_CONTOUR_LENGTH) -> Path:
     """Where a task's prepared files are; DataError (naming the prepare command) when absent."""
     if task in HUB_LOCAL_FOLDERS:
         if hub_parquet_files(data_dir, task) is None:
@@ -122,4 +118,3 @@ def locate_task_data(
         return data_dir / HUB_LOCAL_FOLDERS[task] / HUB_CONFIG
     root = find_release_root(data_dir, task, contour_length=contour_length)
     return root / Path(release_paths(task, contour_length)[0]).parent
-

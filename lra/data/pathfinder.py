@@ -32,6 +32,7 @@ TRAIN_FRACTION, VAL_FRACTION = 0.8, 0.1
 
 def metadata_files(folder: Path) -> list[Path]:
     """`metadata/*.npy` in numeric order (0, 1, ..., 10, not 0, 1, 10)."""
+
     def numeric_first(path: Path) -> tuple[bool, int, str]:
         return (not path.stem.isdigit(), int(path.stem) if path.stem.isdigit() else 0, path.name)
 

@@ -33,7 +33,9 @@ class PaddleGeometry:
     thickness: float
     margin: int
     marker_radius: float
-    continuity: float  # turns are scaled by this before the cos^2 preference; 90 degrees / continuity is the limit
+    continuity: (
+        float  # turns are scaled by this before the cos^2 preference; 90 degrees / continuity is the limit
+    )
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,9 @@ def _coverage(inside: np.ndarray, radius: int) -> np.ndarray:
     return inside.reshape(cells, SUBPIXELS, cells, SUBPIXELS).mean(axis=(1, 3))
 
 
-def segment_windows(start: tuple[float, float], angle: float, length: float, thickness: float,
-                    margin: float, radius: int) -> tuple[np.ndarray, np.ndarray]:
+def segment_windows(
+    start: tuple[float, float], angle: float, length: float, thickness: float, margin: float, radius: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Coverage of a flat-ended bar (the paddle) and of its rounded exclusion zone `margin` wider."""
     rows, cols = _sample_grid(radius)
     dy, dx = rows - start[0], cols - start[1]
@@ -125,7 +128,9 @@ def _round_up(value: float) -> int:
     return math.ceil(round(value, 9))
 
 
-def _seed_paddle(geometry: PaddleGeometry, degrees: int, width: int, candidate_angles: np.ndarray) -> SeedPaddle:
+def _seed_paddle(
+    geometry: PaddleGeometry, degrees: int, width: int, candidate_angles: np.ndarray
+) -> SeedPaddle:
     length, margin = geometry.length, geometry.margin
     angle = math.radians(degrees)
     radius = math.ceil(length + geometry.thickness / 2 + margin + 1)
@@ -134,10 +139,21 @@ def _seed_paddle(geometry: PaddleGeometry, degrees: int, width: int, candidate_a
     sin, cos = math.sin(angle), math.cos(angle)
     head = (_round_up(length * sin), _round_up(length * cos))
     pivot = (_round_up(head[0] - (length + margin) * sin), _round_up(head[1] - (length + margin) * cos))
-    centre = (pivot[0] + _round_up((length + 2 * margin) * sin), pivot[1] + _round_up((length + 2 * margin) * cos))
-    return SeedPaddle(angle, to_stamp(paint, width), to_stamp(zone, width),
-                      rows - radius, cols - radius, head, pivot, centre,
-                      turn_weights([angle], candidate_angles, geometry.continuity)[0])
+    centre = (
+        pivot[0] + _round_up((length + 2 * margin) * sin),
+        pivot[1] + _round_up((length + 2 * margin) * cos),
+    )
+    return SeedPaddle(
+        angle,
+        to_stamp(paint, width),
+        to_stamp(zone, width),
+        rows - radius,
+        cols - radius,
+        head,
+        pivot,
+        centre,
+        turn_weights([angle], candidate_angles, geometry.continuity)[0],
+    )
 
 
 def extension_radius(geometry: PaddleGeometry) -> int:
@@ -150,8 +166,13 @@ def _candidates(geometry: PaddleGeometry, width: int) -> Candidates:
     step = length + margin
     # One sample per pixel of arc on the circle of radius `step`, floored to pixels, as the original.
     degrees = np.arange(0, 360, 360 / (2 * step * np.pi))
-    offsets = np.stack([np.floor(np.round(step * np.sin(np.radians(degrees)), 9)),
-                        np.floor(np.round(step * np.cos(np.radians(degrees)), 9))], axis=1)
+    offsets = np.stack(
+        [
+            np.floor(np.round(step * np.sin(np.radians(degrees)), 9)),
+            np.floor(np.round(step * np.cos(np.radians(degrees)), 9)),
+        ],
+        axis=1,
+    )
     heads = np.unique(offsets.astype(np.int64), axis=0)
     angles = np.arctan2(heads[:, 0], heads[:, 1])
     span = np.arange(-margin, margin + 1)
@@ -167,9 +188,16 @@ def _candidates(geometry: PaddleGeometry, width: int) -> Candidates:
         paints.append(to_stamp(paint, width))
         exclusions.append(to_stamp(zone, width))
         next_centres.append((_round_up((length + 2 * margin) * sin), _round_up((length + 2 * margin) * cos)))
-    return Candidates(angles, heads[:, 0], heads[:, 1], (heads[:, 0] * width + heads[:, 1])[:, None] + disk,
-                      tuple(paints), tuple(exclusions), np.array(next_centres),
-                      turn_weights(angles, angles, geometry.continuity))
+    return Candidates(
+        angles,
+        heads[:, 0],
+        heads[:, 1],
+        (heads[:, 0] * width + heads[:, 1])[:, None] + disk,
+        tuple(paints),
+        tuple(exclusions),
+        np.array(next_centres),
+        turn_weights(angles, angles, geometry.continuity),
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -238,7 +266,9 @@ class Canvas:
         blocked[:, :lo] = blocked[:, hi:] = True
         free = np.ones((self.size, self.size), dtype=bool)
         for row, col in zip(seed.footprint_rows, seed.footprint_cols):
-            free &= ~blocked[self.pad + row:self.pad + row + self.size, self.pad + col:self.pad + col + self.size]
+            free &= ~blocked[
+                self.pad + row : self.pad + row + self.size, self.pad + col : self.pad + col + self.size
+            ]
         return np.nonzero(free)
 
     def snapshot(self) -> tuple[np.ndarray, int]:
@@ -246,7 +276,7 @@ class Canvas:
 
     def restore(self, state: tuple[np.ndarray, int]) -> None:
         self.mask = state[0].copy()
-        del self.strokes[state[1]:]
+        del self.strokes[state[1] :]
 
     def pixels(self) -> np.ndarray:
         """Rasterise the strokes; where they overlap the brighter one wins, as in the original."""
@@ -255,7 +285,7 @@ class Canvas:
             cells = anchor + stamp.offsets
             image[cells] = np.maximum(image.take(cells), stamp.values * contrast)
         full = image.reshape(self.width, self.width)
-        return full[self.pad:self.pad + self.size, self.pad:self.pad + self.size].copy()
+        return full[self.pad : self.pad + self.size, self.pad : self.pad + self.size].copy()
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

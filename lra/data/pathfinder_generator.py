@@ -17,9 +17,16 @@ import numpy as np
 from PIL import Image
 from rich.progress import Progress
 
+from lra.atomic import write_atomic
 from lra.data.layout import CONTOUR_FOLDERS, pathfinder_folder
 from lra.data.pathfinder_drawing import (
-    Canvas, PaddleBook, PaddleGeometry, Point, Stamp, paddle_book, to_uint8,
+    Canvas,
+    PaddleBook,
+    PaddleGeometry,
+    Point,
+    Stamp,
+    paddle_book,
+    to_uint8,
 )
 
 MAX_PADDLE_RETRIES = 2  # extra draws of one paddle before its contour is abandoned
@@ -50,10 +57,30 @@ class PathfinderSettings:
 
 # The LRA builders' documented arguments; distractor_budget / distractor_length gives the count.
 _RESOLUTIONS = {
-    32: dict(paddle_length=2, paddle_thickness=0.5, margins=(1,), border=1, marker_radius=1.5,
-             seed_distance=7, continuity=1.0, distractor_budget=20, snake_contrast=2.0, paddle_contrast=0.75),
-    128: dict(paddle_length=5, paddle_thickness=1.5, margins=(2, 3), border=1, marker_radius=3.0,
-              seed_distance=20, continuity=1.8, distractor_budget=35, snake_contrast=0.9, paddle_contrast=1.0),
+    32: dict(
+        paddle_length=2,
+        paddle_thickness=0.5,
+        margins=(1,),
+        border=1,
+        marker_radius=1.5,
+        seed_distance=7,
+        continuity=1.0,
+        distractor_budget=20,
+        snake_contrast=2.0,
+        paddle_contrast=0.75,
+    ),
+    128: dict(
+        paddle_length=5,
+        paddle_thickness=1.5,
+        margins=(2, 3),
+        border=1,
+        marker_radius=3.0,
+        seed_distance=20,
+        continuity=1.8,
+        distractor_budget=35,
+        snake_contrast=0.9,
+        paddle_contrast=1.0,
+    ),
 }
 
 
@@ -66,8 +93,13 @@ def pathfinder_settings(resolution: int, contour_length: int) -> PathfinderSetti
     base = dict(_RESOLUTIONS[resolution])
     distractor_length = contour_length // 3
     distractor_count = base.pop("distractor_budget") // distractor_length
-    return PathfinderSettings(resolution=resolution, contour_length=contour_length,
-                              distractor_length=distractor_length, distractor_count=distractor_count, **base)
+    return PathfinderSettings(
+        resolution=resolution,
+        contour_length=contour_length,
+        distractor_length=distractor_length,
+        distractor_count=distractor_count,
+        **base,
+    )
 
 
 @dataclass(frozen=True)
@@ -91,22 +123,26 @@ class _Contour:
     centre: Point  # the next paddle's head is drawn on a circle around this point
     turns: np.ndarray  # preference for each continuing candidate given the current direction
     pending: tuple[int, Stamp]  # the newest paddle's exclusion zone, reserved once its successor exists
-    layer: np.ndarray | None = None  # the pending zone as a full image, kept where another contour must avoid it
+    layer: np.ndarray | None = (
+        None  # the pending zone as a full image, kept where another contour must avoid it
+    )
 
 
 Tails = Callable[[int], tuple[np.ndarray, np.ndarray]]  # seed index -> (rows, cols) a tail may take
 
 
 @functools.lru_cache(maxsize=None)
-def _tails_on_blank_canvas(geometry: PaddleGeometry, border: int, band: int,
-                           seed_index: int) -> tuple[np.ndarray, np.ndarray]:
+def _tails_on_blank_canvas(
+    geometry: PaddleGeometry, border: int, band: int, seed_index: int
+) -> tuple[np.ndarray, np.ndarray]:
     # The first target seed always lands on a blank canvas, so its free tails depend on the seed alone.
     book = paddle_book(geometry)
     return Canvas(book, border).tail_positions(book.seeds[seed_index], band)
 
 
-def _place_seed(canvas: Canvas, book: PaddleBook, rng: np.random.Generator, contrast: float,
-                tails: Tails) -> _Contour | None:
+def _place_seed(
+    canvas: Canvas, book: PaddleBook, rng: np.random.Generator, contrast: float, tails: Tails
+) -> _Contour | None:
     """Start a contour: a whole-degree orientation, then one of the tails it allows (`seed_snake`)."""
     for _ in range(MAX_PADDLE_RETRIES + 1):
         index = int(rng.integers(len(book.seeds)))
@@ -126,15 +162,25 @@ def _place_seed(canvas: Canvas, book: PaddleBook, rng: np.random.Generator, cont
 
 def _partner_tail(rng: np.random.Generator, first_tail: Point, distance: int) -> Tails:
     """The second target contour starts `distance` pixels from the first, in a random direction."""
+
     def tail(_: int) -> tuple[np.ndarray, np.ndarray]:
         direction = math.radians(rng.integers(360))
-        return (np.rint([first_tail[0] + distance * math.sin(direction)]).astype(int),
-                np.rint([first_tail[1] + distance * math.cos(direction)]).astype(int))
+        return (
+            np.rint([first_tail[0] + distance * math.sin(direction)]).astype(int),
+            np.rint([first_tail[1] + distance * math.cos(direction)]).astype(int),
+        )
+
     return tail
 
 
-def _extend(canvas: Canvas, book: PaddleBook, contour: _Contour, rng: np.random.Generator, contrast: float,
-            rival: np.ndarray | None = None) -> bool:
+def _extend(
+    canvas: Canvas,
+    book: PaddleBook,
+    contour: _Contour,
+    rng: np.random.Generator,
+    contrast: float,
+    rival: np.ndarray | None = None,
+) -> bool:
     """Add one paddle past the contour's head, preferring small turns and free space (`get_coords_cmf`)."""
     found = book.candidates
     row, col = contour.centre
@@ -167,11 +213,14 @@ def _extend(canvas: Canvas, book: PaddleBook, contour: _Contour, rng: np.random.
     return False
 
 
-def _target_pair(canvas: Canvas, book: PaddleBook, rng: np.random.Generator,
-                 settings: PathfinderSettings) -> tuple[_Contour, _Contour] | None:
+def _target_pair(
+    canvas: Canvas, book: PaddleBook, rng: np.random.Generator, settings: PathfinderSettings
+) -> tuple[_Contour, _Contour] | None:
     """Grow the two marked contours in lockstep from seeds near the centre (`two_snakes`)."""
     contrast = settings.snake_contrast * settings.paddle_contrast
-    blank_tails = functools.partial(_tails_on_blank_canvas, book.geometry, settings.border, 2 * settings.seed_distance)
+    blank_tails = functools.partial(
+        _tails_on_blank_canvas, book.geometry, settings.border, 2 * settings.seed_distance
+    )
     first = _place_seed(canvas, book, rng, contrast, blank_tails)
     if first is None:
         return None
@@ -192,16 +241,20 @@ def _target_pair(canvas: Canvas, book: PaddleBook, rng: np.random.Generator,
     return pair
 
 
-def _add_distractor(canvas: Canvas, book: PaddleBook, rng: np.random.Generator,
-                    settings: PathfinderSettings) -> bool:
+def _add_distractor(
+    canvas: Canvas, book: PaddleBook, rng: np.random.Generator, settings: PathfinderSettings
+) -> bool:
     """Grow one unmarked contour anywhere free, undoing it if it cannot reach full length (`make_snake`)."""
     if canvas.free_fraction() < DISTRACTOR_MIN_FREE:
         return False
     state = canvas.snapshot()
-    contour = _place_seed(canvas, book, rng, settings.snake_contrast,
-                          lambda index: canvas.tail_positions(book.seeds[index], 1))
+    contour = _place_seed(
+        canvas, book, rng, settings.snake_contrast, lambda index: canvas.tail_positions(book.seeds[index], 1)
+    )
     grown = contour is not None and all(
-        _extend(canvas, book, contour, rng, settings.snake_contrast) for _ in range(settings.distractor_length - 1))
+        _extend(canvas, book, contour, rng, settings.snake_contrast)
+        for _ in range(settings.distractor_length - 1)
+    )
     if not grown:
         canvas.restore(state)
         return False
@@ -212,15 +265,25 @@ def _add_distractor(canvas: Canvas, book: PaddleBook, rng: np.random.Generator,
 def render_sample(settings: PathfinderSettings, rng: np.random.Generator, label: int) -> PathfinderSample:
     """Draw one image: label 1 puts both markers on the ends of one contour, label 0 on two contours."""
     margin = settings.margins[int(rng.integers(len(settings.margins)))]
-    book = paddle_book(PaddleGeometry(settings.resolution, settings.paddle_length, settings.paddle_thickness,
-                                      margin, settings.marker_radius, settings.continuity))
+    book = paddle_book(
+        PaddleGeometry(
+            settings.resolution,
+            settings.paddle_length,
+            settings.paddle_thickness,
+            margin,
+            settings.marker_radius,
+            settings.continuity,
+        )
+    )
     for _ in range(MAX_TARGET_ATTEMPTS):
         canvas = Canvas(book, settings.border)
         pair = _target_pair(canvas, book, rng, settings)
         if pair is not None:
             break
     else:
-        raise RuntimeError(f"could not place two target contours in {MAX_TARGET_ATTEMPTS} attempts with {settings}")
+        raise RuntimeError(
+            f"could not place two target contours in {MAX_TARGET_ATTEMPTS} attempts with {settings}"
+        )
     for _ in range(settings.distractor_count):
         for _attempt in range(MAX_DISTRACTOR_RETRIES + 1):
             if _add_distractor(canvas, book, rng, settings):
@@ -262,14 +325,10 @@ def _metadata_row(task: _FolderTask, number: int, sample: PathfinderSample) -> s
     # The original's fields: folder, file, number, label, continuity, contour length, distractor length,
     # paddle length, paddle thickness, paddle margin, number of paddle contrasts.
     s = task.settings
-    return (f"imgs/{task.folder} sample_{number}.png {number} {sample.label} {s.continuity} {s.contour_length} "
-            f"{s.distractor_length} {s.paddle_length} {s.paddle_thickness} {sample.margin} 1\n")
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+    return (
+        f"imgs/{task.folder} sample_{number}.png {number} {sample.label} {s.continuity} {s.contour_length} "
+        f"{s.distractor_length} {s.paddle_length} {s.paddle_thickness} {sample.margin} 1\n"
+    )
 
 
 def _png_bytes(image: np.ndarray) -> bytes:
@@ -283,9 +342,11 @@ def _finished_folder(metadata_path: Path, task: _FolderTask) -> tuple[int, int, 
     rows = [row.split(" ") for row in metadata_path.read_text().splitlines()]
     expected = [[f"imgs/{task.folder}", f"sample_{number}.png"] for number in range(task.count)]
     if [row[:2] for row in rows] != expected or any(len(row) < 4 for row in rows):
-        raise ValueError(f"{metadata_path} lists {len(rows)} images where this run puts {task.count} (imgs/"
-                         f"{task.folder}/sample_0.png ...): it was made with other settings; delete {task.root}"
-                         " or pick another data_dir")
+        raise ValueError(
+            f"{metadata_path} lists {len(rows)} images where this run puts {task.count} (imgs/"
+            f"{task.folder}/sample_0.png ...): it was made with other settings; delete {task.root}"
+            " or pick another data_dir"
+        )
     return len(rows), sum(row[3] == "1" for row in rows), True
 
 
@@ -301,12 +362,12 @@ def _write_folder(task: _FolderTask) -> tuple[int, int, bool]:
     rows, positives = [], 0
     for number in range(task.count):
         sample = render_image(task.settings, task.seed, task.first_index + number)
-        _write_atomically(image_dir / f"sample_{number}.png", _png_bytes(sample.image))
+        write_atomic(image_dir / f"sample_{number}.png", _png_bytes(sample.image), sync=False)
         rows.append(_metadata_row(task, number, sample))
         positives += sample.label
     # Written last: its presence means every image of the folder is on disk.
     metadata_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(metadata_path, "".join(rows).encode())
+    write_atomic(metadata_path, "".join(rows).encode())
     return task.count, positives, False
 
 
@@ -315,9 +376,16 @@ def _require(name: str, value: int, minimum: int) -> None:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
-def generate_pathfinder(data_dir: Path, *, resolution: int = 32, contour_length: int = 14,
-                        num_images: int = 200_000, seed: int = 0, workers: int | None = None,
-                        images_per_folder: int = 1000) -> dict[str, float]:
+def generate_pathfinder(
+    data_dir: Path,
+    *,
+    resolution: int = 32,
+    contour_length: int = 14,
+    num_images: int = 200_000,
+    seed: int = 0,
+    workers: int | None = None,
+    images_per_folder: int = 1000,
+) -> dict[str, float]:
     """Write `<data_dir>/pathfinder<resolution>/<difficulty>/{imgs/<b>/sample_<i>.png, metadata/<b>.npy}`.
 
     Image i depends only on (seed, i), so any number of workers gives the same files. A folder whose
@@ -325,20 +393,30 @@ def generate_pathfinder(data_dir: Path, *, resolution: int = 32, contour_length:
     """
     settings = pathfinder_settings(resolution, contour_length)
     workers = (os.cpu_count() or 1) if workers is None else workers
-    for name, value, minimum in (("num_images", num_images, 1), ("images_per_folder", images_per_folder, 1),
-                                 ("workers", workers, 1), ("seed", seed, 0)):
+    for name, value, minimum in (
+        ("num_images", num_images, 1),
+        ("images_per_folder", images_per_folder, 1),
+        ("workers", workers, 1),
+        ("seed", seed, 0),
+    ):
         _require(name, value, minimum)
     root = Path(data_dir) / pathfinder_folder(resolution, contour_length)
-    tasks = [_FolderTask(root, settings, seed, folder, start, min(images_per_folder, num_images - start))
-             for folder, start in enumerate(range(0, num_images, images_per_folder))]
+    tasks = [
+        _FolderTask(root, settings, seed, folder, start, min(images_per_folder, num_images - start))
+        for folder, start in enumerate(range(0, num_images, images_per_folder))
+    ]
     started = time.perf_counter()
     results = _run(tasks, min(workers, len(tasks)), show_progress=num_images >= PROGRESS_MIN_IMAGES)
     seconds = time.perf_counter() - started
     generated = sum(images for images, _, kept in results if not kept)
-    return {"images": sum(images for images, _, _ in results),
-            "positives": sum(positives for _, positives, _ in results),
-            "generated": generated, "kept_folders": sum(kept for _, _, kept in results),
-            "seconds": seconds, "images_per_second": generated / seconds if seconds > 0 else 0.0}
+    return {
+        "images": sum(images for images, _, _ in results),
+        "positives": sum(positives for _, positives, _ in results),
+        "generated": generated,
+        "kept_folders": sum(kept for _, _, kept in results),
+        "seconds": seconds,
+        "images_per_second": generated / seconds if seconds > 0 else 0.0,
+    }
 
 
 def _run(tasks: list[_FolderTask], workers: int, show_progress: bool) -> list[tuple[int, int, bool]]:

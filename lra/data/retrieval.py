@@ -10,7 +10,12 @@ import numpy as np
 from lra.data.base import LRADataModule
 from lra.data.cache import TokenizedSplit, file_signature, pack_sequences
 from lra.data.layout import RETRIEVAL_FILES, find_release_root
-from lra.data.tokenizers import BYTE_PAD_ID, BYTE_VOCAB_SIZE, TOKENIZER_VERSIONS, encode_bytes
+from lra.data.tokenizers import (
+    BYTE_PAD_ID,
+    BYTE_VOCAB_SIZE,
+    TOKENIZER_VERSIONS,
+    encode_bytes,
+)
 from lra.data.tsv import iter_tsv_rows, parse_label
 
 NUM_CLASSES = 2

@@ -10,7 +10,12 @@ from lra.data.base import LRADataModule, TokenDataset
 from lra.data.cache import TokenizedSplit, pack_sequences
 from lra.data.hub import hub_source_signature, load_hub_split, row_location
 from lra.data.layout import DataError
-from lra.data.tokenizers import BYTE_PAD_ID, BYTE_VOCAB_SIZE, TOKENIZER_VERSIONS, encode_bytes
+from lra.data.tokenizers import (
+    BYTE_PAD_ID,
+    BYTE_VOCAB_SIZE,
+    TOKENIZER_VERSIONS,
+    encode_bytes,
+)
 
 NUM_CLASSES = 2
 # IMDB has no validation split; like every public LRA harness, the test split doubles as one.

@@ -22,7 +22,7 @@ def iter_tsv_rows(
                 text = line.decode("utf-8")
             except UnicodeDecodeError as error:
                 raise DataError(
-                    f"{where}: byte {line[error.start:error.start + 1]!r} at column {error.start + 1} "
+                    f"{where}: byte {line[error.start : error.start + 1]!r} at column {error.start + 1} "
                     "is not valid UTF-8. Re-download or regenerate the file."
                 ) from None
             fields = text.split("\t")

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.data.fixtures import write_listops_release, write_pathfinder_release, write_retrieval_release
+from tests.data.fixtures import (
+    write_listops_release,
+    write_pathfinder_release,
+    write_retrieval_release,
+)
 
 
 @pytest.fixture

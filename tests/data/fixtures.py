@@ -50,8 +50,7 @@ def write_retrieval_tsv(path: Path, rows: Sequence[tuple[str, str, str]]) -> Pat
     """A headerless `label id1 id2 text1 text2` file; labels are written as floats like the release."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [
-        f"{label}\tpaper{i}a\tpaper{i}b\t{first}\t{second}"
-        for i, (label, first, second) in enumerate(rows)
+        f"{label}\tpaper{i}a\tpaper{i}b\t{first}\t{second}" for i, (label, first, second) in enumerate(rows)
     ]
     path.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
     return path
@@ -134,9 +133,7 @@ def write_parquet(path: Path, columns: dict[str, pa.Array], metadata: dict[str, 
     return path
 
 
-def write_imdb_parquet(
-    folder: Path, splits: dict[str, Sequence[tuple[str, int]]]
-) -> Path:
+def write_imdb_parquet(folder: Path, splits: dict[str, Sequence[tuple[str, int]]]) -> Path:
     """`folder/plain_text/<split>-00000-of-00001.parquet` with columns `text`, `label`."""
     for split, rows in splits.items():
         write_parquet(

@@ -106,9 +106,7 @@ def fetch(release: FakeRelease, dest: Path, **options: object) -> Path:
     return download(release.url, dest, chunk_bytes=CHUNK, progress=False, **options)
 
 
-def test_full_download_is_byte_identical_and_leaves_no_part(
-    release: FakeRelease, tmp_path: Path
-) -> None:
+def test_full_download_is_byte_identical_and_leaves_no_part(release: FakeRelease, tmp_path: Path) -> None:
     dest = tmp_path / "sub" / "lra_release.gz"
     assert fetch(release, dest, expected_size=len(PAYLOAD)) == dest
     assert dest.read_bytes() == PAYLOAD
@@ -138,9 +136,7 @@ def test_server_ignoring_range_restarts_cleanly(release: FakeRelease, tmp_path: 
     assert dest.read_bytes() == PAYLOAD
 
 
-def test_truncated_transfer_keeps_part_and_rerun_resumes(
-    release: FakeRelease, tmp_path: Path
-) -> None:
+def test_truncated_transfer_keeps_part_and_rerun_resumes(release: FakeRelease, tmp_path: Path) -> None:
     release.switches.drop_after_bytes, release.switches.drops_left = 70_000, 1
     dest = tmp_path / "a.gz"
     with pytest.raises(DownloadError, match=r"incomplete.*70,000 bytes.*run the same command"):
@@ -270,15 +266,11 @@ def build_archive(path: Path, root: str, raw_members: dict[str, bytes] | None = 
 
 def files_under(folder: Path) -> dict[str, bytes]:
     return {
-        path.relative_to(folder).as_posix(): path.read_bytes()
-        for path in folder.rglob("*")
-        if path.is_file()
+        path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.rglob("*") if path.is_file()
     }
 
 
-@pytest.mark.parametrize(
-    "root", ["", "lra_release/", "lra_release/lra_release/", "./lra_release/"], ids=repr
-)
+@pytest.mark.parametrize("root", ["", "lra_release/", "lra_release/lra_release/", "./lra_release/"], ids=repr)
 def test_extract_selects_prefixes_at_any_nesting(tmp_path: Path, root: str) -> None:
     archive = build_archive(tmp_path / "lra_release.gz", root)
     out = tmp_path / "out"
@@ -376,9 +368,7 @@ def fake_snapshot_download(
     """Replace the Hub client: record each call, write `files` below local_dir or raise `error`."""
     calls: list[dict[str, object]] = []
 
-    def snapshot_download(
-        *, repo_id: str, repo_type: str, allow_patterns: list[str], local_dir: Path
-    ) -> str:
+    def snapshot_download(*, repo_id: str, repo_type: str, allow_patterns: list[str], local_dir: Path) -> str:
         calls.append({"repo_id": repo_id, "repo_type": repo_type, "patterns": allow_patterns})
         if error is not None:
             raise error
@@ -391,16 +381,12 @@ def fake_snapshot_download(
     return calls
 
 
-def test_fetch_hub_dataset_returns_config_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_fetch_hub_dataset_returns_config_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = fake_snapshot_download(monkeypatch, ["plain_text/train-00000-of-00001.parquet"])
     folder = fetch_hub_dataset("stanfordnlp/imdb", tmp_path / "imdb")
     assert folder == tmp_path / "imdb" / "plain_text"
     assert (folder / "train-00000-of-00001.parquet").is_file()
-    assert calls == [
-        {"repo_id": "stanfordnlp/imdb", "repo_type": "dataset", "patterns": ["plain_text/*"]}
-    ]
+    assert calls == [{"repo_id": "stanfordnlp/imdb", "repo_type": "dataset", "patterns": ["plain_text/*"]}]
 
 
 def test_fetch_hub_dataset_without_parquet_is_an_error(

@@ -13,7 +13,13 @@ from PIL import Image
 from lra.data.image import ImageDataModule
 from lra.data.layout import DataError
 from lra.data.text import TextDataModule
-from tests.data.fixtures import cifar_image, cifar_rows, png_bytes, write_cifar_parquet, write_imdb_parquet
+from tests.data.fixtures import (
+    cifar_image,
+    cifar_rows,
+    png_bytes,
+    write_cifar_parquet,
+    write_imdb_parquet,
+)
 
 IMDB_SPLITS = {
     "train": [("a fine film", 1), ("dull", 0), ("naïve but fun", 1)],

@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from lra.data.base import collate_batch
-from lra.data.layout import DataError, find_release_root, locate_task_data, pathfinder_folder
+from lra.data.layout import (
+    DataError,
+    find_release_root,
+    locate_task_data,
+    pathfinder_folder,
+)
 from tests.data.fixtures import write_listops_release
 
 

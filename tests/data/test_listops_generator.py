@@ -81,7 +81,9 @@ def test_files_have_counts_format_lengths_labels_and_no_duplicates(tmp_path: Pat
     counts = generate_listops(tmp_path, seed=3, **SMALL)
     assert counts == {"train": 60, "val": 20, "test": 20}
     assert sorted(p.name for p in (tmp_path / TASK_FOLDER).iterdir()) == [
-        "basic_test.tsv", "basic_train.tsv", "basic_val.tsv"
+        "basic_test.tsv",
+        "basic_train.tsv",
+        "basic_val.tsv",
     ]
     plain_file = tmp_path / "plain.txt"
     plain_file.write_text("")

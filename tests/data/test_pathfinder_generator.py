@@ -10,7 +10,10 @@ from PIL import Image
 
 from lra.data.pathfinder import read_pathfinder
 from lra.data.pathfinder_generator import (
-    generate_pathfinder, image_label, pathfinder_settings, render_image,
+    generate_pathfinder,
+    image_label,
+    pathfinder_settings,
+    render_image,
 )
 
 HARD_32 = "pathfinder32/curv_contour_length_14"
@@ -21,21 +24,28 @@ def read_rows(folder: Path) -> list[list[str]]:
     rows = []
     for metadata in sorted((folder / "metadata").glob("*.npy"), key=lambda path: int(path.stem)):
         text = metadata.read_text()
-        assert text.endswith("\n"), f"{metadata} must end with a newline (the LRA reader drops the last split)"
+        assert text.endswith("\n"), (
+            f"{metadata} must end with a newline (the LRA reader drops the last split)"
+        )
         rows += [line.split(" ") for line in text.splitlines()]
     return rows
 
 
 def file_bytes(root: Path) -> dict[str, bytes]:
-    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+    return {
+        str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()
+    }
 
 
 def brightest_blobs(image: np.ndarray, radius: int) -> list[tuple[int, int]]:
     """Centres of the two brightest (2r+1)^2 windows that lie apart: the markers are the bulkiest shapes."""
     padded = np.pad(image.astype(np.float64), radius)
     size = image.shape[0]
-    score = sum(padded[radius + dy:radius + dy + size, radius + dx:radius + dx + size]
-                for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1))
+    score = sum(
+        padded[radius + dy : radius + dy + size, radius + dx : radius + dx + size]
+        for dy in range(-radius, radius + 1)
+        for dx in range(-radius, radius + 1)
+    )
     rows, cols = np.indices(score.shape)
     found = []
     for _ in range(2):
@@ -52,7 +62,7 @@ def dilate(binary: np.ndarray, radius: int) -> np.ndarray:
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
             if dy * dy + dx * dx <= radius * radius:
-                out |= padded[radius + dy:radius + dy + size, radius + dx:radius + dx + size]
+                out |= padded[radius + dy : radius + dy + size, radius + dx : radius + dx + size]
     return out
 
 
@@ -86,7 +96,9 @@ def small_32(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 @pytest.fixture(scope="module")
 def small_128(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, float]]:
     data_dir = tmp_path_factory.mktemp("pf128")
-    stats = generate_pathfinder(data_dir, resolution=128, num_images=24, seed=5, workers=1, images_per_folder=12)
+    stats = generate_pathfinder(
+        data_dir, resolution=128, num_images=24, seed=5, workers=1, images_per_folder=12
+    )
     return data_dir, stats
 
 
@@ -98,7 +110,8 @@ def test_layout_and_file_names(small_32: tuple[Path, dict[str, float]]) -> None:
     assert sorted(path.name for path in (folder / "imgs").iterdir()) == sorted(counts)
     for name, count in counts.items():
         assert sorted(path.name for path in (folder / "imgs" / name).iterdir()) == sorted(
-            f"sample_{number}.png" for number in range(count))
+            f"sample_{number}.png" for number in range(count)
+        )
     assert stats["images"] == 40 and stats["generated"] == 40 and stats["kept_folders"] == 0
     assert stats["seconds"] > 0 and stats["images_per_second"] > 0
 
@@ -116,8 +129,9 @@ def test_metadata_rows_parse_like_the_release(small_32: tuple[Path, dict[str, fl
         assert (folder / row[0] / row[1]).is_file()
 
 
-def test_images_are_8_bit_grayscale(small_32: tuple[Path, dict[str, float]],
-                                    small_128: tuple[Path, dict[str, float]]) -> None:
+def test_images_are_8_bit_grayscale(
+    small_32: tuple[Path, dict[str, float]], small_128: tuple[Path, dict[str, float]]
+) -> None:
     for data_dir, folder, size in ((small_32[0], HARD_32, 32), (small_128[0], HARD_128, 128)):
         for row in read_rows(data_dir / folder):
             with Image.open(data_dir / folder / row[0] / row[1]) as image:
@@ -161,20 +175,34 @@ def test_difficulty_folders(tmp_path: Path) -> None:
 
 def test_settings_follow_the_lra_arguments() -> None:
     hard = pathfinder_settings(32, 14)
-    assert (hard.distractor_length, hard.distractor_count, hard.seed_distance, hard.marker_radius) == (4, 5, 7, 1.5)
+    assert (hard.distractor_length, hard.distractor_count, hard.seed_distance, hard.marker_radius) == (
+        4,
+        5,
+        7,
+        1.5,
+    )
     assert pathfinder_settings(32, 6).distractor_count == 10
     pathx = pathfinder_settings(128, 14)
-    assert (pathx.margins, pathx.paddle_thickness, pathx.continuity, pathx.distractor_count) == ((2, 3), 1.5, 1.8, 8)
+    assert (pathx.margins, pathx.paddle_thickness, pathx.continuity, pathx.distractor_count) == (
+        (2, 3),
+        1.5,
+        1.8,
+        8,
+    )
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (dict(resolution=64), "resolution must be one of [32, 128]"),
-    (dict(contour_length=10), "contour_length must be one of [6, 9, 14]"),
-    (dict(num_images=0), "num_images must be an integer >= 1"),
-    (dict(seed=-1), "seed must be an integer >= 0"),
-    (dict(workers=0), "workers must be an integer >= 1"),
-    (dict(images_per_folder=0), "images_per_folder must be an integer >= 1"),
-], ids=["resolution", "contour_length", "num_images", "seed", "workers", "images_per_folder"])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(resolution=64), "resolution must be one of [32, 128]"),
+        (dict(contour_length=10), "contour_length must be one of [6, 9, 14]"),
+        (dict(num_images=0), "num_images must be an integer >= 1"),
+        (dict(seed=-1), "seed must be an integer >= 0"),
+        (dict(workers=0), "workers must be an integer >= 1"),
+        (dict(images_per_folder=0), "images_per_folder must be an integer >= 1"),
+    ],
+    ids=["resolution", "contour_length", "num_images", "seed", "workers", "images_per_folder"],
+)
 def test_bad_arguments_are_refused(tmp_path: Path, arguments: dict[str, int], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         generate_pathfinder(tmp_path, **{"num_images": 2, **arguments})
@@ -220,7 +248,9 @@ def test_markers_found_in_the_pixels_are_the_reported_ones() -> None:
     assert agree >= 38
 
 
-def test_positives_are_connected_far_more_often_than_negatives(small_128: tuple[Path, dict[str, float]]) -> None:
+def test_positives_are_connected_far_more_often_than_negatives(
+    small_128: tuple[Path, dict[str, float]],
+) -> None:
     """Independent of the generator's bookkeeping: markers from the pixels, labels from the metadata.
 
     Dilating the drawn pixels by 3 bridges the gaps (2 x margin) between the paddles of one contour,

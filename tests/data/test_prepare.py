@@ -40,9 +40,7 @@ def test_parser_leaves_generator_options_unset() -> None:
         (["retrieval", "--contour-length", "9"], "--contour-length applies to pathfinder"),
     ],
 )
-def test_bad_options_exit_2_with_one_line(
-    tmp_path: Path, capsys, argv: list[str], complaint: str
-) -> None:
+def test_bad_options_exit_2_with_one_line(tmp_path: Path, capsys, argv: list[str], complaint: str) -> None:
     code = main([*argv, "--data-dir", str(tmp_path)])
     error = capsys.readouterr().err
     assert code == 2 and complaint in error
@@ -123,9 +121,7 @@ def test_generate_passes_only_given_options(tmp_path: Path, monkeypatch) -> None
         data_dir: Path, *, resolution: int = 32, contour_length: int = 14, seed: int = 0
     ) -> dict:
         received.update(resolution=resolution, contour_length=contour_length, seed=seed)
-        write_pathfinder_release(
-            data_dir, resolution=resolution, contour_length=contour_length, num_images=2
-        )
+        write_pathfinder_release(data_dir, resolution=resolution, contour_length=contour_length, num_images=2)
         return {}
 
     monkeypatch.setattr(lra.data.pathfinder_generator, "generate_pathfinder", fake_generate)

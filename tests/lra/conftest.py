@@ -34,7 +34,10 @@ TINY = [
     "logger=csv",
     "trainer.log_every_n_steps=1",
 ]
-TINY_BACKEND = {"performer": ["attention.num_features=8"], "luna": ["attention.num_projections=4", "attention.hidden=8"]}
+TINY_BACKEND = {
+    "performer": ["attention.num_features=8"],
+    "luna": ["attention.num_projections=4", "attention.hidden=8"],
+}
 
 
 @pytest.fixture(scope="session")

@@ -49,7 +49,9 @@ def test_every_task_config_builds_its_datamodule(path, tmp_path):
 @pytest.mark.parametrize("group", ["trainer", "logger"])
 def test_every_target_resolves(group):
     # Loaded raw: a GPU trainer cannot be built on a CPU machine, but its target must exist.
-    targets = [t for path in group_files(group) for t in _targets(OmegaConf.to_container(OmegaConf.load(path)))]
+    targets = [
+        t for path in group_files(group) for t in _targets(OmegaConf.to_container(OmegaConf.load(path)))
+    ]
     assert targets
     for target in targets:
         assert callable(get_class(target) if target.rsplit(".", 1)[-1][0].isupper() else get_method(target))
@@ -81,14 +83,21 @@ def test_every_budget_covers_every_task_and_validates(budget, task, tmp_path):
 def test_paper_budget_is_the_parity_protocol(tmp_path):
     for task in TASKS:
         cfg = compose_train(["budget=paper", f"task={task}", f"data_dir={tmp_path}"])
-        assert (cfg.model.num_layers, cfg.model.dim, cfg.model.num_heads, cfg.model.ffn_dim) == (2, 64, 2, 128)
+        assert (cfg.model.num_layers, cfg.model.dim, cfg.model.num_heads, cfg.model.ffn_dim) == (
+            2,
+            64,
+            2,
+            128,
+        )
         assert cfg.model.pooling == "mean"
     assert compose_train(["budget=paper", "task=pathfinder"]).trainer.max_steps == 60_000
     assert compose_train(["budget=paper", "task=text"]).batch_size == 16
 
 
 def test_command_line_overrides_reach_every_layer(tmp_path):
-    cfg = compose_train(["attention=luna", "attention.num_projections=32", "trainer.max_steps=7", "model.dim=32"])
+    cfg = compose_train(
+        ["attention=luna", "attention.num_projections=32", "trainer.max_steps=7", "model.dim=32"]
+    )
     assert cfg.attention.num_projections == 32
     assert cfg.trainer.max_steps == 7
     assert build_backend(cfg)(head_dim=8, num_heads=2).phi.num_projections == 32

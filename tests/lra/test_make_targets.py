@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 
 from tests.lra.conftest import CONFIG_DIR, TINY
 
@@ -14,7 +13,9 @@ TINY_ARGS = " ".join(TINY)
 
 
 def make(*arguments: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(["make", "--no-print-directory", *arguments], cwd=REPO, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        ["make", "--no-print-directory", *arguments], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
@@ -22,8 +23,12 @@ def make(*arguments: str) -> subprocess.CompletedProcess:
 def test_lra_mini_generates_trains_every_backend_and_writes_the_table(tmp_path):
     results = tmp_path / "results"
     make(
-        "lra-mini", f"MINI_DATA={tmp_path / 'mini'}", f"RESULTS={results}", "MINI_EXPRESSIONS=40",
-        "MINI_IMAGES=40", f"TRAIN_ARGS={TINY_ARGS} outputs_dir={tmp_path / 'outputs'}",
+        "lra-mini",
+        f"MINI_DATA={tmp_path / 'mini'}",
+        f"RESULTS={results}",
+        "MINI_EXPRESSIONS=40",
+        "MINI_IMAGES=40",
+        f"TRAIN_ARGS={TINY_ARGS} outputs_dir={tmp_path / 'outputs'}",
     )
     records = sorted(path.name for path in (results / "runs").glob("*.json"))
     assert records == sorted(
@@ -43,8 +48,14 @@ def test_lra_mini_generates_trains_every_backend_and_writes_the_table(tmp_path):
 
 def test_lra_all_skips_finished_runs(tmp_path, data_dir):
     arguments = [
-        "lra-all", f"DATA={data_dir}", f"RESULTS={tmp_path / 'results'}", "TRAINER=cpu", "LRA_TASKS=listops",
-        "BACKENDS=linear,softmax", "SEEDS=0", f"TRAIN_ARGS={TINY_ARGS} outputs_dir={tmp_path / 'outputs'}",
+        "lra-all",
+        f"DATA={data_dir}",
+        f"RESULTS={tmp_path / 'results'}",
+        "TRAINER=cpu",
+        "LRA_TASKS=listops",
+        "BACKENDS=linear,softmax",
+        "SEEDS=0",
+        f"TRAIN_ARGS={TINY_ARGS} outputs_dir={tmp_path / 'outputs'}",
     ]
     make(*arguments)
     first = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "results" / "runs").glob("*.json")}

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from lra.atomic import write_json_atomic
 from lra.plots import EfficiencyInputError
-from lra.records import record_name, write_json_atomic
+from lra.records import record_name
 from lra.results import ResultsError, write_results
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,14 +22,38 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EFFICIENCY_CSV = "backend,length,steps_per_second,peak_memory_mb\nsoftmax,4096,2.0,9000\nluna,4096,8.0,1000\nlinear,4096,,\n"
 
 
-def write_record(results_dir: Path, budget: str, task: str, attention: str, seed: int, test_acc: float,
-                 params: int = 1000, flops: int = 10**9) -> Path:
+def write_record(
+    results_dir: Path,
+    budget: str,
+    task: str,
+    attention: str,
+    seed: int,
+    test_acc: float,
+    params: int = 1000,
+    flops: int = 10**9,
+) -> Path:
     path = results_dir / "runs" / record_name(budget, task, attention, seed)
-    write_json_atomic(path, {
-        "task": task, "attention": attention, "budget": budget, "seed": seed, "params": params, "flops": flops,
-        "steps": 10, "val_acc": 0.5, "test_acc": test_acc, "test_acc_last": test_acc, "train_seconds": 1.0,
-        "peak_memory_mb": 100.0, "config": {}, "git_commit": "abc123", "torch": "2.0", "device": "cpu (test)",
-    })
+    write_json_atomic(
+        path,
+        {
+            "task": task,
+            "attention": attention,
+            "budget": budget,
+            "seed": seed,
+            "params": params,
+            "flops": flops,
+            "steps": 10,
+            "val_acc": 0.5,
+            "test_acc": test_acc,
+            "test_acc_last": test_acc,
+            "train_seconds": 1.0,
+            "peak_memory_mb": 100.0,
+            "config": {},
+            "git_commit": "abc123",
+            "torch": "2.0",
+            "device": "cpu (test)",
+        },
+    )
     return path
 
 
@@ -51,7 +76,11 @@ def results_dir(tmp_path: Path) -> Path:
 def table_lines(markdown: str) -> list[list[str]]:
     """Cells of the first markdown table (the measured one), header included, separator dropped."""
     block = markdown.split("## Measured here")[1].split("\n\n")[2]
-    return [[cell.strip() for cell in line.strip("|").split("|")] for line in block.splitlines() if "---" not in line]
+    return [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in block.splitlines()
+        if "---" not in line
+    ]
 
 
 def test_measured_table_cells_order_and_averages(results_dir):
@@ -66,7 +95,9 @@ def test_measured_table_cells_order_and_averages(results_dir):
 
 def test_partial_average_footnote_only_when_needed(results_dir, tmp_path):
     write_results(results_dir)
-    assert "\\* Average over the tasks that row has only" in (results_dir / "paper" / "lra_table.md").read_text()
+    assert (
+        "\\* Average over the tasks that row has only" in (results_dir / "paper" / "lra_table.md").read_text()
+    )
     assert "\\* Average" not in (results_dir / "cpu" / "lra_table.md").read_text()
 
 
@@ -106,12 +137,21 @@ def test_csv_holds_the_same_numbers(results_dir):
     write_results(results_dir)
     rows = list(csv.DictReader(io.StringIO((results_dir / "paper" / "lra_table.csv").read_text())))
     assert [(row["attention"], row["task"]) for row in rows] == [
-        ("softmax", "listops"), ("softmax", "image"), ("linear", "listops"), ("linear", "image"),
-        ("luna", "listops"), ("alpha", "listops"), ("bigbird", "listops"),
+        ("softmax", "listops"),
+        ("softmax", "image"),
+        ("linear", "listops"),
+        ("linear", "image"),
+        ("luna", "listops"),
+        ("alpha", "listops"),
+        ("bigbird", "listops"),
     ]
     softmax = rows[0]
     assert (softmax["test_acc_mean_pct"], softmax["test_acc_std_pct"], softmax["n"], softmax["seeds"]) == (
-        "40.0000", "10.0000", "3", "0 1 2")
+        "40.0000",
+        "10.0000",
+        "3",
+        "0 1 2",
+    )
     luna = rows[4]
     assert (luna["test_acc_std_pct"], luna["params"], luna["flops"]) == ("", "1500", "2000000000")
     assert (luna["params_vs_softmax"], luna["flops_vs_softmax"]) == ("1.5000", "0.5000")
@@ -135,7 +175,9 @@ def test_accuracy_plots_written_efficiency_plot_only_with_its_csv(results_dir):
 
 
 def test_bad_efficiency_csv_names_the_line(results_dir):
-    (results_dir / "efficiency.csv").write_text("backend,length,steps_per_second,peak_memory_mb\nluna,4096,fast,1\n")
+    (results_dir / "efficiency.csv").write_text(
+        "backend,length,steps_per_second,peak_memory_mb\nluna,4096,fast,1\n"
+    )
     with pytest.raises(EfficiencyInputError, match=r"efficiency\.csv line 2: steps_per_second"):
         write_results(results_dir)
     (results_dir / "efficiency.csv").write_text("backend,length\nluna,4096\n")
@@ -155,8 +197,10 @@ def test_running_twice_gives_identical_tables(results_dir):
     [
         ('{"task": "listops", "attention"', "not valid JSON"),
         ("[1, 2]", "expected a JSON object"),
-        ('{"task": "listops", "attention": "luna", "budget": "paper", "seed": 0}',
-         "missing keys: params, flops, test_acc, git_commit, device"),
+        (
+            '{"task": "listops", "attention": "luna", "budget": "paper", "seed": 0}',
+            "missing keys: params, flops, test_acc, git_commit, device",
+        ),
     ],
     ids=["truncated", "not-an-object", "missing-keys"],
 )
@@ -194,16 +238,25 @@ def test_no_records_says_where_it_looked_and_how_to_make_them(tmp_path):
 
 def _hydra_leftovers(since: float) -> list[Path]:
     """Output folders or logs Hydra would write under the repository root, made after `since`."""
-    candidates = [REPO / ".hydra", REPO / "results.log", *(REPO / "outputs").rglob("results.log"),
-                  *(REPO / "outputs").rglob(".hydra")]
+    candidates = [
+        REPO / ".hydra",
+        REPO / "results.log",
+        *(REPO / "outputs").rglob("results.log"),
+        *(REPO / "outputs").rglob(".hydra"),
+    ]
     return [path for path in candidates if path.exists() and path.stat().st_mtime >= since]
 
 
 def test_cli_writes_tables_and_leaves_no_hydra_output(results_dir):
     before = {path.name for path in REPO.iterdir()}
     started = time.time() - 1
-    done = subprocess.run([sys.executable, "-m", "lra.results", f"results_dir={results_dir}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "lra.results", f"results_dir={results_dir}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "| softmax | 40.00 ± 10.00 (3) |" in done.stdout
     assert str(results_dir / "paper" / "lra_table.md") in done.stdout
@@ -212,8 +265,13 @@ def test_cli_writes_tables_and_leaves_no_hydra_output(results_dir):
 
 
 def test_cli_bad_input_exits_2_with_one_line(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "lra.results", f"results_dir={tmp_path}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "lra.results", f"results_dir={tmp_path}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith("error: no run records in") and len(done.stderr.strip().splitlines()) == 1

@@ -15,8 +15,22 @@ from lra.train import train
 from tests.lra.conftest import BACKENDS, TASKS, compose_train, tiny_overrides
 
 RECORD_KEYS = {
-    "task", "attention", "budget", "seed", "params", "flops", "steps", "val_acc", "test_acc",
-    "test_acc_last", "train_seconds", "peak_memory_mb", "config", "git_commit", "torch", "device",
+    "task",
+    "attention",
+    "budget",
+    "seed",
+    "params",
+    "flops",
+    "steps",
+    "val_acc",
+    "test_acc",
+    "test_acc_last",
+    "train_seconds",
+    "peak_memory_mb",
+    "config",
+    "git_commit",
+    "torch",
+    "device",
 }
 
 
@@ -42,11 +56,21 @@ def test_every_backend_trains_on_every_task(task, attention, tmp_path, data_dir)
 
 def test_same_seed_same_metrics(tmp_path, data_dir):
     first = run("listops", "performer", tmp_path / "a", data_dir, "trainer.max_steps=6", "eval_every_steps=3")
-    second = run("listops", "performer", tmp_path / "b", data_dir, "trainer.max_steps=6", "eval_every_steps=3")
+    second = run(
+        "listops", "performer", tmp_path / "b", data_dir, "trainer.max_steps=6", "eval_every_steps=3"
+    )
     losses = [_column(tmp_path / name / "run" / "csv" / "metrics.csv", "train/loss") for name in ("a", "b")]
     assert losses[0] and losses[0] == losses[1]
     assert first["test_acc"] == second["test_acc"] and first["val_acc"] == second["val_acc"]
-    third = run("listops", "performer", tmp_path / "c", data_dir, "trainer.max_steps=6", "eval_every_steps=3", "seed=1")
+    third = run(
+        "listops",
+        "performer",
+        tmp_path / "c",
+        data_dir,
+        "trainer.max_steps=6",
+        "eval_every_steps=3",
+        "seed=1",
+    )
     assert _column(tmp_path / "c" / "run" / "csv" / "metrics.csv", "train/loss") != losses[0]
     assert third["seed"] == 1
 

@@ -8,7 +8,13 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from luna import AttentionBackend, LinearAttention, LunaAttention, PerformerAttention, SoftmaxAttention
+from luna import (
+    AttentionBackend,
+    LinearAttention,
+    LunaAttention,
+    PerformerAttention,
+    SoftmaxAttention,
+)
 from luna.reference import (
     elu_features,
     favor_features,
@@ -63,7 +69,9 @@ CASES = [
     Case("luna", _luna(num_projections=4, num_channels=3, hidden=8), lambda m, x: luna_features(x, m.phi)),
     Case(
         "luna-separate-channels-envelope-rms",
-        _luna(num_projections=4, num_channels=3, hidden=8, shared_channels=False, envelope=True, rms_target=0.1),
+        _luna(
+            num_projections=4, num_channels=3, hidden=8, shared_channels=False, envelope=True, rms_target=0.1
+        ),
         lambda m, x: luna_features(x, m.phi),
     ),
     Case(
@@ -87,7 +95,9 @@ def build(case: Case, head_dim: int, num_heads: int, chunk_size: int = 64, seed:
 
 def qkv(batch: int, heads: int, length: int, dim: int, seed: int = 0, requires_grad: bool = False):
     generator = torch.Generator().manual_seed(seed)
-    tensors = [torch.randn(batch, heads, length, dim, generator=generator, dtype=torch.float64) for _ in range(3)]
+    tensors = [
+        torch.randn(batch, heads, length, dim, generator=generator, dtype=torch.float64) for _ in range(3)
+    ]
     return [t.requires_grad_(requires_grad) for t in tensors]
 
 

@@ -17,7 +17,9 @@ def _compare(case, shape, mask_kind, causal):
     module = build(case, dim, heads, chunk)
     mask = make_mask(mask_kind, batch, length, seed=1)
     real_rows = torch.ones(batch, length, dtype=torch.bool) if mask is None else mask
-    weights = torch.randn(batch, heads, length, dim, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    weights = torch.randn(
+        batch, heads, length, dim, generator=torch.Generator().manual_seed(2), dtype=torch.float64
+    )
     weights = weights * real_rows[:, None, :, None]  # padded query rows carry no meaning
 
     results = []

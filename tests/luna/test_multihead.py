@@ -7,7 +7,13 @@ from functools import partial
 import pytest
 import torch
 
-from luna import LinearAttention, LunaAttention, MultiHeadAttention, PerformerAttention, SoftmaxAttention
+from luna import (
+    LinearAttention,
+    LunaAttention,
+    MultiHeadAttention,
+    PerformerAttention,
+    SoftmaxAttention,
+)
 from tests.luna.cases import assert_close
 
 BACKENDS = [SoftmaxAttention, LinearAttention, PerformerAttention, partial(LunaAttention, num_projections=8)]

@@ -19,8 +19,10 @@ def naive(s, in_weight, in_bias, out_weight, out_bias, scale):
 
 def parameters(groups, hidden, channels, seed):
     generator = torch.Generator().manual_seed(seed)
-    tensors = [torch.randn(*shape, generator=generator, dtype=torch.float64) for shape in
-               [(groups, hidden), (groups, hidden), (channels, hidden), (channels,)]]
+    tensors = [
+        torch.randn(*shape, generator=generator, dtype=torch.float64)
+        for shape in [(groups, hidden), (groups, hidden), (channels, hidden), (channels,)]
+    ]
     tensors[0][0, :3] = 0.0  # flat units, with positive and negative biases
     tensors[1][0, 0], tensors[1][0, 1] = 0.5, -0.5
     return [t.requires_grad_() for t in tensors]
@@ -32,7 +34,9 @@ def parameters(groups, hidden, channels, seed):
 def test_values_and_gradients_equal_the_mlp(shared, shape, scale):
     channels, hidden = 4, 16
     params = parameters(1 if shared else channels, hidden, channels, seed=0)
-    s = (3 * torch.randn(*shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)).requires_grad_()
+    s = (
+        3 * torch.randn(*shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    ).requires_grad_()
     weights = torch.randn(*shape, channels, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     results = []
     for fn in (piecewise_relu, naive):

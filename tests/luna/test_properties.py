@@ -28,7 +28,12 @@ def test_padded_keys_have_no_influence(case, garbage, causal):
     out = module(*dirty, key_padding_mask=mask, causal=causal)
     for row, length in enumerate(lengths):
         # The same sequence alone, without any padding, is the ground truth.
-        alone = module(q[row : row + 1, :, :length], k[row : row + 1, :, :length], v[row : row + 1, :, :length], causal=causal)
+        alone = module(
+            q[row : row + 1, :, :length],
+            k[row : row + 1, :, :length],
+            v[row : row + 1, :, :length],
+            causal=causal,
+        )
         assert_close(out[row : row + 1, :, :length], alone, TOL, f"row {row}")
 
 
@@ -56,7 +61,9 @@ def test_causal_output_equals_attention_over_the_prefix(case):
 
 
 @LINEAR
-@pytest.mark.parametrize("chunks", [[1] * 12, [3, 1, 5, 2, 1], [12], [7, 5]], ids=["tokens", "uneven", "whole", "two"])
+@pytest.mark.parametrize(
+    "chunks", [[1] * 12, [3, 1, 5, 2, 1], [12], [7, 5]], ids=["tokens", "uneven", "whole", "two"]
+)
 def test_streaming_in_chunks_reproduces_causal(case, chunks):
     module = build(case, 8, 2, chunk_size=4)
     q, k, v = qkv(2, 2, sum(chunks), 8, seed=8)
@@ -121,7 +128,9 @@ def test_performer_error_against_softmax_shrinks_with_more_features():
     errors = []
     for num_features in (8, 64, 512):
         runs = [
-            PerformerAttention(head_dim=16, num_heads=2, num_features=num_features, seed=seed).double()(q, k, v)
+            PerformerAttention(head_dim=16, num_heads=2, num_features=num_features, seed=seed).double()(
+                q, k, v
+            )
             for seed in range(4)
         ]
         errors.append(sum(float((r - exact).norm() / exact.norm()) for r in runs) / len(runs))
@@ -140,7 +149,9 @@ DEFAULT_BACKENDS = [
 ]
 
 
-@pytest.mark.parametrize("backend", DEFAULT_BACKENDS, ids=["softmax", "linear", "performer", "luna", "luna-all-options"])
+@pytest.mark.parametrize(
+    "backend", DEFAULT_BACKENDS, ids=["softmax", "linear", "performer", "luna", "luna-all-options"]
+)
 @pytest.mark.parametrize("scale", [1e2, 1e4])
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
 def test_large_norm_inputs_stay_finite_in_float32(backend, scale, causal):
@@ -153,7 +164,12 @@ def test_large_norm_inputs_stay_finite_in_float32(backend, scale, causal):
 
 @pytest.mark.parametrize(
     "cls, option",
-    [(SoftmaxAttention, "dropout"), (LinearAttention, "num_features"), (PerformerAttention, "nb_features"), (LunaAttention, "num_projection")],
+    [
+        (SoftmaxAttention, "dropout"),
+        (LinearAttention, "num_features"),
+        (PerformerAttention, "nb_features"),
+        (LunaAttention, "num_projection"),
+    ],
 )
 def test_unknown_options_raise(cls, option):
     with pytest.raises(TypeError, match=option):
