@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,16 @@ from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from lra.atomic import write_json_atomic
-from lra.callbacks import FeatureRedraw
+from lra.callbacks import FeatureRedraw, PeriodicCheckpoint
 from lra.config import ConfigError, build_model, validate
 from lra.data.layout import DataError
+from lra.distributed import check_world_size, plan_batches
 from lra.flops import count_parameters
 from lra.module import LRAClassifierModule, NonFiniteLossError
 from lra.parity import breaches
 from lra.parity import measure as measure_parity
 from lra.records import environment, peak_memory_mb, record_name
+from lra.resume import LAST_CHECKPOINT, AtomicCheckpointIO, RandomStateCheckpoint, checkpoint_to_resume
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +40,17 @@ def _callbacks(cfg: DictConfig, run_dir: Path) -> tuple[ModelCheckpoint, list[li
         monitor="val/acc",
         mode="max",
         save_top_k=1,
+        # A resumed run that reaches the same best step again overwrites its file, not "-v1".
+        enable_version_counter=False,
     )
-    callbacks: list[lightning.Callback] = [best, FeatureRedraw(cfg.redraw_features_every_steps)]
+    callbacks: list[lightning.Callback] = [
+        best,
+        FeatureRedraw(cfg.redraw_features_every_steps),
+        RandomStateCheckpoint(),
+    ]
     if cfg.checkpoint_every_steps is not None:
         callbacks.append(
-            ModelCheckpoint(
-                dirpath=run_dir / "checkpoints",
-                every_n_train_steps=cfg.checkpoint_every_steps,
-                save_top_k=0,
-                save_last=True,
-            )
+            PeriodicCheckpoint(run_dir / "checkpoints" / LAST_CHECKPOINT, cfg.checkpoint_every_steps)
         )
     if cfg.trainer.get("enable_progress_bar", True):
         callbacks.append(RichProgressBar())
@@ -84,7 +88,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         return json.loads(record_path.read_text())
     lightning.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.run_dir)
-    datamodule = instantiate(cfg.task.datamodule)
+    plan = plan_batches(cfg)
+    datamodule = instantiate(cfg.task.datamodule, batch_size=plan.per_device_batch)
     model = build_model(cfg, datamodule)
     parity = check_parity(cfg)
     max_steps = cfg.trainer.max_steps
@@ -92,21 +97,34 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         model,
         datamodule.num_classes,
         total_steps=max_steps,
+        nonfinite_loss=cfg.nonfinite_loss,
         **OmegaConf.to_container(cfg.optim, resolve=True),
     )
     loggers = [instantiate(logger) for logger in (cfg.get("logger") or {}).values()]
     best, callbacks = _callbacks(cfg, run_dir)
     trainer = instantiate(
         cfg.trainer,
-        val_check_interval=min(cfg.eval_every_steps, max_steps),
+        val_check_interval=plan.batches_for(min(cfg.eval_every_steps, max_steps)),
+        accumulate_grad_batches=plan.accumulate_grad_batches,
         default_root_dir=str(run_dir),
         logger=loggers or False,
         callbacks=callbacks,
     )
+    check_world_size(plan, trainer)
+    if cfg.nonfinite_loss == "skip" and trainer.world_size > 1:
+        raise ConfigError(
+            "nonfinite_loss=skip needs a single process (Lightning cannot skip a step on some ranks "
+            "only); use nonfinite_loss=stop with DDP"
+        )
+    trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+    ckpt_path = checkpoint_to_resume(cfg.ckpt_path, cfg.resume, run_dir)
 
     started = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        with warnings.catch_warnings():
+            # Lightning cannot see that the datamodule restores the train order itself (lra/data/sampler.py).
+            warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before")
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     except NonFiniteLossError as error:
         kept = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt"))
         where = (
@@ -133,6 +151,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "flops": parity["flops"],
         "parity": parity,
         "steps": trainer.global_step,
+        "distributed": plan.as_record(),
+        "skipped_batches": module.skipped_batches,
+        "resumed_from": ckpt_path,
         "val_acc": float(best.best_model_score) if best.best_model_score is not None else None,
         "test_acc": float(test_best),
         "test_acc_last": float(test_last),

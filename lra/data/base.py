@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from lra.data.cache import TokenCache, TokenizedSplit
 from lra.data.layout import DataError
+from lra.data.sampler import ResumableShuffleSampler
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +108,8 @@ class LRADataModule(lightning.LightningDataModule):
         cache_root = Path(cache_dir).expanduser() if cache_dir is not None else self.data_dir / ".cache"
         self.cache = TokenCache(cache_root)
         self.datasets: dict[str, TokenDataset] = {}
+        self.train_sampler: ResumableShuffleSampler | None = None
+        self._restored_sampler_state: dict[str, Any] | None = None
 
     # ---- what each task provides -------------------------------------------------------------
     def cache_key(self, split: str) -> dict[str, Any]:
@@ -162,22 +165,59 @@ class LRADataModule(lightning.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         # The order follows the run's seed (lightning.seed_everything), so seeds differ in data order
         # as well as initialisation while `self.seed` keeps the split itself fixed across runs.
-        generator = torch.Generator().manual_seed(torch.initial_seed())
-        return self._loader("train", shuffle=True, generator=generator)
+        seed = torch.initial_seed()
+        dataset = self._dataset("train")
+        trainer = self.trainer
+        sampler = ResumableShuffleSampler(
+            dataset,
+            seed=seed,
+            num_replicas=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0,
+        )
+        if self._restored_sampler_state is not None:
+            sampler.load_state_dict(self._restored_sampler_state)
+            self._restored_sampler_state = None
+        self.train_sampler = sampler
+        # The generator only seeds worker processes; without one the loader would draw from the
+        # global generator, and a resumed run's dropout would no longer match the uninterrupted one.
+        return self._loader(dataset, sampler=sampler, generator=torch.Generator().manual_seed(seed))
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False, generator=None)
+        # A generator here too, so validating leaves the global generator, and so training, alone.
+        return self._loader(self._dataset("val"), sampler=None, generator=torch.Generator().manual_seed(0))
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False, generator=None)
+        return self._loader(self._dataset("test"), sampler=None, generator=torch.Generator().manual_seed(0))
 
-    def _loader(self, split: str, *, shuffle: bool, generator: torch.Generator | None) -> DataLoader:
+    # ---- resuming: the train order's place is saved in every checkpoint -----------------------
+    def state_dict(self) -> dict[str, Any]:
+        trainer = self.trainer
+        if self.train_sampler is None or trainer is None:
+            return {}
+        # Batches training has used this epoch (the loader may have fetched more ahead of it).
+        used_batches = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        return {"train_sampler": self.train_sampler.state_dict(used_batches * self.batch_size)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # Lightning restores the datamodule before it asks for the train loader.
+        self._restored_sampler_state = state_dict.get("train_sampler")
+
+    def _dataset(self, split: str) -> TokenDataset:
         if split not in self.datasets:
             self.datasets[split] = self.make_dataset(split)
+        return self.datasets[split]
+
+    def _loader(
+        self,
+        dataset: TokenDataset,
+        *,
+        sampler: ResumableShuffleSampler | None,
+        generator: torch.Generator | None,
+    ) -> DataLoader:
         return DataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             generator=generator,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
