@@ -14,8 +14,19 @@ TRAINER ?= gpu
 LRA_TASKS ?= listops text retrieval image pathfinder
 BACKENDS ?= softmax,linear,performer,luna
 SEEDS ?= 0,1,2
+# lra-all keeps checkpoints/last.ckpt this often and resumes unfinished runs from it.
+CHECKPOINT_EVERY ?= 500
 # Extra overrides for every training run of lra-mini / lra-all, e.g. TRAIN_ARGS="trainer.max_steps=100".
 TRAIN_ARGS ?=
+# Who runs the sweep's jobs: basic (one after another, here), joblib (in parallel, here; one device
+# each), slurm (one SLURM job per run, configs/hydra/launcher/slurm.yaml); options in LAUNCHER_ARGS, e.g.
+#   make lra-all LAUNCHER=slurm LAUNCHER_ARGS="hydra.launcher.partition=gpu hydra.launcher.account=me"
+LAUNCHER ?= basic
+LAUNCHER_ARGS ?=
+SWEEP_ARGS = hydra/launcher=$(LAUNCHER) $(LAUNCHER_ARGS) $(TRAIN_ARGS)
+comma := ,
+empty :=
+space := $(empty) $(empty)
 # The offline CPU quick start: small generated sets, the `cpu` budget.
 MINI_DATA ?= $(DATA)/mini
 MINI_EXPRESSIONS ?= 10000
@@ -64,18 +75,18 @@ $(MINI_PATHFINDER): | $(STAMP)
 
 lra-mini: $(STAMP) $(MINI_LISTOPS) $(MINI_PATHFINDER) ## Offline CPU run of all backends on generated ListOps + Pathfinder, then the table
 	$(PY) -m lra.train -m task=listops attention=$(BACKENDS) budget=cpu trainer=cpu \
-		data_dir=$(MINI_DATA) results_dir=$(RESULTS) $(TRAIN_ARGS)
+		data_dir=$(MINI_DATA) results_dir=$(RESULTS) $(SWEEP_ARGS)
 	$(PY) -m lra.train -m task=pathfinder task.datamodule.contour_length=6 attention=$(BACKENDS) \
 		budget=cpu trainer=cpu data_dir=$(MINI_DATA) results_dir=$(RESULTS) \
-		$(TRAIN_ARGS)
+		$(SWEEP_ARGS)
 	$(PY) -m lra.results results_dir=$(RESULTS)
 
-lra-all: $(STAMP) ## Paper-scale reproduction (GPU): prepare data, every task x backend x seed, tables; skips finished runs
+# One sweep over every task, so a cluster launcher receives all of its jobs at once.
+lra-all: $(STAMP) ## Paper-scale reproduction (GPU): prepare data, every task x backend x seed, tables; resumes or skips
 	$(PY) -m lra.prepare all --data-dir $(DATA)
-	for task in $(LRA_TASKS); do \
-		$(PY) -m lra.train -m task=$$task attention=$(BACKENDS) seed=$(SEEDS) budget=paper \
-			trainer=$(TRAINER) data_dir=$(DATA) results_dir=$(RESULTS) skip_finished=true $(TRAIN_ARGS) || exit 1; \
-	done
+	$(PY) -m lra.train -m task=$(subst $(space),$(comma),$(strip $(LRA_TASKS))) attention=$(BACKENDS) \
+		seed=$(SEEDS) budget=paper trainer=$(TRAINER) data_dir=$(DATA) results_dir=$(RESULTS) \
+		skip_finished=true resume=auto checkpoint_every_steps=$(CHECKPOINT_EVERY) $(SWEEP_ARGS)
 	$(PY) -m lra.results results_dir=$(RESULTS)
 
 table: $(STAMP) ## Regenerate tables and plots under results/ from the run records

@@ -28,7 +28,7 @@ def test_groups_hold_the_documented_choices():
     assert {p.stem for p in group_files("attention")} == set(BACKENDS)
     assert {"paper", "lra", "cpu"} <= set(BUDGETS)
     assert {"tensorboard", "csv", "wandb", "many"} <= {p.stem for p in group_files("logger")}
-    assert {"cpu", "gpu"} <= {p.stem for p in group_files("trainer")}
+    assert {"cpu", "gpu", "ddp", "ddp_cpu"} <= {p.stem for p in group_files("trainer")}
 
 
 @pytest.mark.parametrize("path", group_files("attention"), ids=lambda p: p.stem)
