@@ -36,7 +36,7 @@ MINI_LISTOPS := $(MINI_DATA)/.listops-generated
 MINI_PATHFINDER := $(MINI_DATA)/.pathfinder-generated
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint bench clean lra-mini lra-all table
+.PHONY: help install test test-all lint bench clean lra-mini lra-all table convert-demo
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -45,10 +45,10 @@ help: ## Show this help
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(TORCH)
-	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m pip install -e ".[dev,convert]"
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install the project (editable, dev extra)
+install: $(STAMP) ## Create .venv and install the project (editable, dev and convert extras)
 
 test: $(STAMP) ## Run the fast test suite (CPU, minutes)
 	$(PY) -m pytest -m "not slow and not gpu" -q
@@ -91,6 +91,9 @@ lra-all: $(STAMP) ## Paper-scale reproduction (GPU): prepare data, every task x 
 
 table: $(STAMP) ## Regenerate tables and plots under results/ from the run records
 	$(PY) -m lra.results results_dir=$(RESULTS)
+
+convert-demo: $(STAMP) ## Offline CPU: all-MiniLM-L6-v2 converted to linear, Performer and LUNA (results/conversion.md, ~3 min)
+	HF_HUB_OFFLINE=1 $(PY) -m lra.convert_demo results_dir=$(RESULTS)
 
 clean: ## Remove the environment, caches and run outputs (keeps data/ and results/)
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis outputs multirun lightning_logs wandb
