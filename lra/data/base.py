@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from lra.data.cache import TokenCache, TokenizedSplit
 from lra.data.layout import DataError
 from lra.data.sampler import ResumableShuffleSampler
+from lra.data.tokenizers import TOKENIZER_VERSIONS
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class LRADataModule(lightning.LightningDataModule):
     """
 
     task: ClassVar[str]
+    tokenizer: ClassVar[str]  # a key of TOKENIZER_VERSIONS
     paired: ClassVar[bool] = False
     vocab_size: int
     num_classes: int
@@ -114,6 +116,20 @@ class LRADataModule(lightning.LightningDataModule):
     # ---- what each task provides -------------------------------------------------------------
     def cache_key(self, split: str) -> dict[str, Any]:
         """Everything that shaped the tokenised split (raises DataError when the source is missing)."""
+        return {
+            "task": self.task,
+            "split": split,
+            **self.preprocessing(),
+            "tokenizer": TOKENIZER_VERSIONS[self.tokenizer],
+            "sources": self.source_signatures(split),
+        }
+
+    def preprocessing(self) -> dict[str, Any]:
+        """The options that change the tokens (part of the cache key)."""
+        return {"max_length": self.max_length}
+
+    def source_signatures(self, split: str) -> Any:
+        """Sizes and modification times of the files a split is read from."""
         raise NotImplementedError
 
     def build_split(self, split: str) -> TokenizedSplit:

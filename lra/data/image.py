@@ -14,7 +14,6 @@ from lra.data.layout import DataError
 from lra.data.tokenizers import (
     IMAGE_DECODE_ERRORS,
     PIXEL_VOCAB_SIZE,
-    TOKENIZER_VERSIONS,
     check_pixel_length,
     decode_pixels,
 )
@@ -32,6 +31,7 @@ class ImageDataModule(LRADataModule):
     pad_id is None: a black pixel is token 0 and is always a real position.
     """
 
+    tokenizer = "pixels"
     task = "image"
     vocab_size = PIXEL_VOCAB_SIZE
     num_classes = NUM_CLASSES
@@ -56,16 +56,11 @@ class ImageDataModule(LRADataModule):
             cache_dir=cache_dir,
         )
 
-    def cache_key(self, split: str) -> dict[str, Any]:
-        source_split = "test" if split == "test" else "train"
-        return {
-            "task": self.task,
-            "split": split,
-            "resolution": RESOLUTION,
-            "train_fraction": TRAIN_FRACTION,
-            "tokenizer": TOKENIZER_VERSIONS["pixels"],
-            "sources": hub_source_signature(self.data_dir, self.task, source_split),
-        }
+    def preprocessing(self) -> dict[str, Any]:
+        return {"resolution": RESOLUTION, "train_fraction": TRAIN_FRACTION}
+
+    def source_signatures(self, split: str) -> Any:
+        return hub_source_signature(self.data_dir, self.task, "test" if split == "test" else "train")
 
     def build_split(self, split: str) -> TokenizedSplit:
         source_split = "test" if split == "test" else "train"

@@ -13,7 +13,6 @@ from lra.data.layout import LISTOPS_FILES, find_release_root
 from lra.data.tokenizers import (
     LISTOPS_PAD_ID,
     LISTOPS_VOCAB_SIZE,
-    TOKENIZER_VERSIONS,
     encode_listops,
 )
 from lra.data.tsv import iter_tsv_rows, parse_label
@@ -41,6 +40,7 @@ def read_listops_tsv(path: Path, max_length: int) -> TokenizedSplit:
 class ListOpsDataModule(LRADataModule):
     """ListOps from `listops-1000/basic_{train,val,test}.tsv` (downloaded or generated)."""
 
+    tokenizer = "listops"
     task = "listops"
     vocab_size = LISTOPS_VOCAB_SIZE
     num_classes = NUM_CLASSES
@@ -49,14 +49,8 @@ class ListOpsDataModule(LRADataModule):
     def source_file(self, split: str) -> Path:
         return find_release_root(self.data_dir, self.task) / LISTOPS_FILES[split]
 
-    def cache_key(self, split: str) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "split": split,
-            "max_length": self.max_length,
-            "tokenizer": TOKENIZER_VERSIONS["listops"],
-            "sources": [file_signature(self.source_file(split))],
-        }
+    def source_signatures(self, split: str) -> list[list[Any]]:
+        return [file_signature(self.source_file(split))]
 
     def build_split(self, split: str) -> TokenizedSplit:
         return read_listops_tsv(self.source_file(split), self.max_length)

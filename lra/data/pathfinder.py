@@ -20,7 +20,6 @@ from lra.data.layout import (
 from lra.data.tokenizers import (
     IMAGE_DECODE_ERRORS,
     PIXEL_VOCAB_SIZE,
-    TOKENIZER_VERSIONS,
     check_pixel_length,
     decode_pixels,
 )
@@ -95,6 +94,7 @@ class PathfinderDataModule(LRADataModule):
     `curv_contour_length_14` (the benchmark's). pad_id is None: black pixels are real tokens.
     """
 
+    tokenizer = "pixels"
     task = "pathfinder"
     resolution: ClassVar[int] = 32
     vocab_size = PIXEL_VOCAB_SIZE
@@ -138,16 +138,11 @@ class PathfinderDataModule(LRADataModule):
         # One entry for all rows: changing the split seed then needs no re-decoding.
         return "all"
 
-    def cache_key(self, split: str) -> dict[str, Any]:
-        folder = self.source_folder()
-        return {
-            "task": self.task,
-            "split": split,
-            "resolution": self.resolution,
-            "contour_length": self.contour_length,
-            "tokenizer": TOKENIZER_VERSIONS["pixels"],
-            "sources": [file_signature(path) for path in metadata_files(folder)],
-        }
+    def preprocessing(self) -> dict[str, Any]:
+        return {"resolution": self.resolution, "contour_length": self.contour_length}
+
+    def source_signatures(self, split: str) -> list[list[Any]]:
+        return [file_signature(path) for path in metadata_files(self.source_folder())]
 
     def build_split(self, split: str) -> TokenizedSplit:
         return read_pathfinder(self.source_folder(), self.resolution)

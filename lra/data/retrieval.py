@@ -13,7 +13,6 @@ from lra.data.layout import RETRIEVAL_FILES, find_release_root
 from lra.data.tokenizers import (
     BYTE_PAD_ID,
     BYTE_VOCAB_SIZE,
-    TOKENIZER_VERSIONS,
     encode_bytes,
 )
 from lra.data.tsv import iter_tsv_rows, parse_label
@@ -40,6 +39,7 @@ def read_retrieval_tsv(path: Path, max_length: int) -> TokenizedSplit:
 class RetrievalDataModule(LRADataModule):
     """AAN pairs from `tsv_data/new_aan_pairs.{train,eval,test}.tsv`; batches are (B, 2, N)."""
 
+    tokenizer = "bytes"
     task = "retrieval"
     paired = True
     vocab_size = BYTE_VOCAB_SIZE
@@ -49,14 +49,8 @@ class RetrievalDataModule(LRADataModule):
     def source_file(self, split: str) -> Path:
         return find_release_root(self.data_dir, self.task) / RETRIEVAL_FILES[split]
 
-    def cache_key(self, split: str) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "split": split,
-            "max_length": self.max_length,
-            "tokenizer": TOKENIZER_VERSIONS["bytes"],
-            "sources": [file_signature(self.source_file(split))],
-        }
+    def source_signatures(self, split: str) -> list[list[Any]]:
+        return [file_signature(self.source_file(split))]
 
     def build_split(self, split: str) -> TokenizedSplit:
         return read_retrieval_tsv(self.source_file(split), self.max_length)

@@ -13,7 +13,6 @@ from lra.data.layout import DataError
 from lra.data.tokenizers import (
     BYTE_PAD_ID,
     BYTE_VOCAB_SIZE,
-    TOKENIZER_VERSIONS,
     encode_bytes,
 )
 
@@ -28,6 +27,7 @@ class TextDataModule(LRADataModule):
     Train is the 25k training reviews; validation and test are both the 25k test reviews.
     """
 
+    tokenizer = "bytes"
     task = "text"
     vocab_size = BYTE_VOCAB_SIZE
     num_classes = NUM_CLASSES
@@ -44,14 +44,8 @@ class TextDataModule(LRADataModule):
                 return dataset
         return super().make_dataset(source)
 
-    def cache_key(self, split: str) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "split": split,
-            "max_length": self.max_length,
-            "tokenizer": TOKENIZER_VERSIONS["bytes"],
-            "sources": hub_source_signature(self.data_dir, self.task, split),
-        }
+    def source_signatures(self, split: str) -> Any:
+        return hub_source_signature(self.data_dir, self.task, split)
 
     def build_split(self, split: str) -> TokenizedSplit:
         dataset = load_hub_split(self.data_dir, self.task, split, self.cache.root / "huggingface")
