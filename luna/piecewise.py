@@ -14,6 +14,8 @@ import math
 import torch
 from torch import Tensor
 
+from luna.native import segment_relu_kernel
+
 
 def segment_tables(
     in_weight: Tensor, in_bias: Tensor, out_weight: Tensor, out_bias: Tensor
@@ -51,35 +53,66 @@ def segment_tables(
     return breakpoints.gather(1, order), slopes, intercepts + bias
 
 
-class _SegmentRelu(torch.autograd.Function):
-    """relu(slope s + intercept), (slope, intercept) taken from row `rows[r]` of a (T, 2K) table.
+def _rows(s: Tensor, breakpoints: Tensor) -> Tensor:
+    """For the PyTorch path: (P G,) rows of the (G (H + 1), 2 W) flattened table, group-fastest."""
+    groups, hidden = breakpoints.shape
+    if groups == 1:
+        return torch.searchsorted(breakpoints[0], s)
+    segment = torch.searchsorted(breakpoints, s.expand(groups, -1).contiguous())  # (G, P)
+    return (segment + torch.arange(groups, device=s.device)[:, None] * (hidden + 1)).T.reshape(-1)
 
-    The backward is written out because autograd's (an accumulating index_put) is ten times slower
-    on the CPU than index_add and dominated the whole attention layer. Saving the output costs
-    nothing: the attention that consumes it keeps it anyway.
+
+class _SegmentRelu(torch.autograd.Function):
+    """relu(slope s + intercept) for scalars s (P,), the (slope, intercept) of each group's segment of s.
+
+    breakpoints (G, H) sorted; table (G, H + 1, 2 W), W slopes then W intercepts per segment; out (P, G W).
+    On the CPU a compiled kernel (luna/csrc) does it in one pass; elsewhere, or without a compiler,
+    PyTorch operations do, with the backward written out because autograd's (an accumulating
+    index_put) is ten times slower on the CPU than index_add. Saving the output costs nothing: the
+    attention that consumes it keeps it anyway.
     """
 
     @staticmethod
-    def forward(ctx, s: Tensor, rows: Tensor, table: Tensor) -> Tensor:
-        width = table.shape[1] // 2
-        picked = table.index_select(0, rows)  # (R, 2K): slopes, then intercepts
-        out = torch.addcmul(picked[:, width:], picked[:, :width], s).relu_()  # (R, K)
-        ctx.save_for_backward(s, rows, table, out)
+    def forward(ctx, s: Tensor, breakpoints: Tensor, table: Tensor) -> Tensor:
+        kernel = segment_relu_kernel(s)
+        ctx.kernel = kernel
+        if kernel is not None:
+            out = kernel.forward(s, breakpoints, table)
+            ctx.save_for_backward(s, breakpoints, table, out, None)
+            return out
+        groups, _, width = table.shape
+        width //= 2
+        rows = _rows(s, breakpoints)
+        picked = table.reshape(-1, 2 * width).index_select(0, rows).view(-1, groups, 2 * width)
+        out = torch.addcmul(picked[..., width:], picked[..., :width], s[:, None, None]).relu_()
+        out = out.view(-1, groups * width)
+        ctx.save_for_backward(s, breakpoints, table, out, rows)
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):
-        s, rows, table, out = ctx.saved_tensors
-        width = table.shape[1] // 2
-        grad = grad * (out > 0)
+        s, breakpoints, table, out, rows = ctx.saved_tensors
+        need_s, _, need_table = ctx.needs_input_grad
+        if ctx.kernel is not None:
+            grad_s, grad_table = ctx.kernel.backward(
+                grad.contiguous(), s, breakpoints, table, out, need_s, need_table
+            )
+            return (grad_s if need_s else None), None, (grad_table if need_table else None)
+        groups, _, width = table.shape
+        width //= 2
+        flat_table = table.reshape(-1, 2 * width)
+        grad = (grad * (out > 0)).view(-1, groups, width)
         grad_s = grad_table = None
-        if ctx.needs_input_grad[0]:
-            slopes = table[:, :width].contiguous().index_select(0, rows)
-            grad_s = (grad * slopes).sum(dim=1, keepdim=True)
-        if ctx.needs_input_grad[2]:
-            per_row = torch.cat([grad * s, grad], dim=1)  # (R, 2K)
-            grad_table = torch.zeros_like(table).index_add_(0, rows, per_row)
+        if need_s:
+            slopes = flat_table[:, :width].contiguous().index_select(0, rows).view_as(grad)
+            grad_s = (grad * slopes).sum(dim=(1, 2))
+        if need_table:
+            per_row = grad.new_empty(*grad.shape[:2], 2 * width)
+            torch.mul(grad, s[:, None, None], out=per_row[..., :width])
+            per_row[..., width:] = grad
+            grad_table = torch.zeros_like(flat_table).index_add_(0, rows, per_row.view(-1, 2 * width))
+            grad_table = grad_table.view_as(table)
         return grad_s, None, grad_table
 
 
@@ -88,17 +121,8 @@ def piecewise_relu(
 ) -> Tensor:
     """relu(scale * psi(s)) for scalars s (...,): (..., C), C = out_weight.shape[0], exactly the MLP's."""
     breakpoints, slopes, intercepts = segment_tables(in_weight, in_bias, out_weight, out_bias)
-    groups, segments, _ = slopes.shape
-    flat = s.reshape(-1, 1).to(breakpoints.dtype)  # (P, 1)
-    if groups == 1:
-        # One row per scalar holding all C channels' slopes and intercepts: (H + 1, 2C).
-        table = torch.cat([slopes[0], intercepts[0]], dim=1) * scale
-        rows = torch.searchsorted(breakpoints[0], flat[:, 0])  # (P,)
-    else:
-        # One row per (scalar, channel), each channel with its own breakpoints: (C (H + 1), 2).
-        table = torch.cat([slopes, intercepts], dim=2).reshape(groups * segments, 2) * scale
-        segment = torch.searchsorted(breakpoints, flat.T.expand(groups, -1).contiguous())  # (C, P)
-        rows = (segment + torch.arange(groups, device=s.device)[:, None] * segments).T.reshape(-1)
-        flat = flat.expand(-1, groups).reshape(-1, 1)  # (P C, 1), channel-fastest like rows
-    out = _SegmentRelu.apply(flat, rows, table)
-    return out.reshape(*s.shape, -1).to(s.dtype)
+    # One group holds all C channels (W = C); separate groups hold one channel each (W = 1).
+    table = torch.cat([slopes, intercepts], dim=2) * scale  # (G, H + 1, 2 W)
+    flat = s.reshape(-1).to(breakpoints.dtype).contiguous()
+    out = _SegmentRelu.apply(flat, breakpoints.contiguous(), table)
+    return out.reshape(*s.shape, out_weight.shape[0]).to(s.dtype)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from luna import native
 from tests.luna.cases import CASES, assert_close, build, make_mask, qkv
 
 # (batch, heads, tokens, head_dim, chunk_size): awkward sizes on purpose.
@@ -55,3 +56,12 @@ def test_every_parameter_gets_a_gradient(case):
     module(q, k, v, causal=True).square().sum().backward()
     for name, parameter in module.named_parameters():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("case", [c for c in CASES if c.id.startswith("luna")], ids=lambda c: c.id)
+def test_luna_without_the_compiled_kernel(case, causal, monkeypatch):
+    """The PyTorch path (other devices, no compiler) against the same references."""
+    monkeypatch.setenv(native.SWITCH, "0")
+    for shape in SHAPES:
+        _compare(case, shape, "random", causal)
