@@ -87,7 +87,11 @@ class LearnedFeatureMap(nn.Module):
             self.envelope_weight = self.envelope_bias = None
 
     def forward(self, x: Tensor) -> Tensor:
-        projections = x @ self.weight.transpose(-1, -2) + self.bias[:, None, :]  # (B, H, N, m)
+        if self.weight.shape[0] == 1:
+            # One (B H N, D) x (D, m) product, forward and backward, instead of B H small batched ones.
+            projections = F.linear(x, self.weight[0], self.bias[0])  # (B, H, N, m)
+        else:
+            projections = x @ self.weight.transpose(-1, -2) + self.bias[:, None, :]
         # The 1 / sqrt(m) normalisation rides in the segment tables instead of a pass over features.
         scale = self.num_projections**-0.5
         features = self.channels(projections, scale)  # (B, H, N, m, L)

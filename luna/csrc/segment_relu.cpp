@@ -14,21 +14,27 @@
 
 namespace {
 
-constexpr int64_t kGrain = 4096;       // scalars per task of the forward's parallel loop
-constexpr int64_t kMaxBlocks = 64;     // partial gradient tables of the backward
+constexpr int64_t kGrain = 4096;  // scalars per task of the forward's parallel loop
+constexpr int64_t kMaxBlocks = 64;  // partial gradient tables of the backward
 constexpr int64_t kMinBlockSize = 4096;
 
-// The number of breakpoints strictly below x (std::lower_bound), as torch.searchsorted(breakpoints, x)
-// counts them. Branch-free: the comparisons are data-dependent and would mispredict half the time.
+// Scalars searched together: their searches are independent chains of dependent loads, and
+// interleaving them lets the CPU overlap the chains instead of waiting on each load in turn.
+constexpr int64_t kLanes = 8;
+
+// The number of breakpoints strictly below each x[l] (std::lower_bound), as torch.searchsorted
+// counts them, for `lanes` <= kLanes scalars. Branch-free: the comparisons are data-dependent and a
+// branch would mispredict half the time.
 template <typename T>
-inline int64_t segment_of(const T* breakpoints, int64_t n, T x) {
-  const T* base = breakpoints;
+inline void segments_of(const T* breakpoints, int64_t n, const T* x, int64_t lanes, int64_t* segment) {
+  const T* base[kLanes];
+  for (int64_t l = 0; l < lanes; ++l) base[l] = breakpoints;
   while (n > 1) {
     const int64_t half = n / 2;
-    base = base[half] < x ? base + half : base;
+    for (int64_t l = 0; l < lanes; ++l) base[l] = base[l][half] < x[l] ? base[l] + half : base[l];
     n -= half;
   }
-  return (base - breakpoints) + (*base < x);
+  for (int64_t l = 0; l < lanes; ++l) segment[l] = (base[l] - breakpoints) + (*base[l] < x[l]);
 }
 
 // relu that propagates NaN, as torch.relu does.
@@ -62,12 +68,17 @@ torch::Tensor forward(const torch::Tensor& s, const torch::Tensor& breakpoints, 
     const scalar_t* tp = table.data_ptr<scalar_t>();
     scalar_t* op = out.data_ptr<scalar_t>();
     at::parallel_for(0, P, kGrain, [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) {
-        const scalar_t x = sp[p];
-        scalar_t* o = op + p * G * W;
+      int64_t segment[kLanes];
+      for (int64_t p0 = begin; p0 < end; p0 += kLanes) {
+        const int64_t lanes = std::min(kLanes, end - p0);
         for (int64_t g = 0; g < G; ++g) {
-          const scalar_t* row = tp + (g * S + segment_of(bp + g * H, H, x)) * 2 * W;
-          for (int64_t w = 0; w < W; ++w) o[g * W + w] = relu(row[w] * x + row[W + w]);
+          segments_of(bp + g * H, H, sp + p0, lanes, segment);
+          for (int64_t l = 0; l < lanes; ++l) {
+            const scalar_t x = sp[p0 + l];
+            const scalar_t* row = tp + (g * S + segment[l]) * 2 * W;
+            scalar_t* o = op + (p0 + l) * G * W + g * W;
+            for (int64_t w = 0; w < W; ++w) o[w] = relu(row[w] * x + row[W + w]);
+          }
         }
       }
     });
@@ -101,27 +112,35 @@ std::vector<torch::Tensor> backward(const torch::Tensor& grad, const torch::Tens
     scalar_t* gsp = need_s ? grad_s.data_ptr<scalar_t>() : nullptr;
     double* pp = need_table ? partial.data_ptr<double>() : nullptr;
     at::parallel_for(0, blocks, 1, [&](int64_t first_block, int64_t last_block) {
+      int64_t segment[kLanes];
       for (int64_t b = first_block; b < last_block; ++b) {
         double* acc_table = need_table ? pp + b * G * S * 2 * W : nullptr;
-        for (int64_t p = P * b / blocks; p < P * (b + 1) / blocks; ++p) {
-          const scalar_t x = sp[p];
-          const scalar_t* g_row = gp + p * G * W;
-          const scalar_t* o_row = op + p * G * W;
-          scalar_t acc_s = 0;
+        const int64_t end = P * (b + 1) / blocks;
+        for (int64_t p0 = P * b / blocks; p0 < end; p0 += kLanes) {
+          const int64_t lanes = std::min(kLanes, end - p0);
+          scalar_t acc_s[kLanes] = {};
           for (int64_t g = 0; g < G; ++g) {
-            const int64_t row = g * S + segment_of(bp + g * H, H, x);
-            const scalar_t* slopes = tp + row * 2 * W;
-            for (int64_t w = 0; w < W; ++w) {
-              if (!(o_row[g * W + w] > scalar_t(0))) continue;  // relu's gradient is 0 at and below 0
-              const scalar_t gw = g_row[g * W + w];
-              acc_s += gw * slopes[w];
-              if (acc_table != nullptr) {
-                acc_table[row * 2 * W + w] += static_cast<double>(gw) * x;
-                acc_table[row * 2 * W + W + w] += gw;
+            segments_of(bp + g * H, H, sp + p0, lanes, segment);
+            for (int64_t l = 0; l < lanes; ++l) {
+              const int64_t p = p0 + l, row = g * S + segment[l];
+              const scalar_t x = sp[p];
+              const scalar_t* slopes = tp + row * 2 * W;
+              for (int64_t w = 0; w < W; ++w) {
+                // relu's gradient is 0 at and below 0. Both loads first, so that this compiles to a
+                // select rather than a branch around the load, which would mispredict half the time.
+                const scalar_t upstream = gp[p * G * W + g * W + w];
+                const scalar_t gw = op[p * G * W + g * W + w] > scalar_t(0) ? upstream : scalar_t(0);
+                acc_s[l] += gw * slopes[w];
+                if (acc_table != nullptr) {
+                  acc_table[row * 2 * W + w] += static_cast<double>(gw) * x;
+                  acc_table[row * 2 * W + W + w] += gw;
+                }
               }
             }
           }
-          if (gsp != nullptr) gsp[p] = acc_s;
+          if (gsp != nullptr) {
+            for (int64_t l = 0; l < lanes; ++l) gsp[p0 + l] = acc_s[l];
+          }
         }
       }
     });
