@@ -27,6 +27,26 @@ def _compute_dtype(x: Tensor) -> torch.dtype:
     return torch.promote_types(x.dtype, torch.float32)
 
 
+class _KeyValueSummary(torch.autograd.Function):
+    """phi_k^T v (B, H, F, Dv), whose gradients come back token-major like phi_k and v.
+
+    Autograd's matmul backward returns d phi_k feature-major (a transposed view), and every feature
+    map's backward then pays a transposing copy of (B, H, N, F).
+    """
+
+    @staticmethod
+    def forward(ctx, phi_k: Tensor, v: Tensor) -> Tensor:
+        ctx.save_for_backward(phi_k, v)
+        return phi_k.transpose(-1, -2) @ v
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        phi_k, v = ctx.saved_tensors
+        grad_k = v @ grad.transpose(-1, -2) if ctx.needs_input_grad[0] else None
+        grad_v = phi_k @ grad if ctx.needs_input_grad[1] else None
+        return grad_k, grad_v
+
+
 def linear_attention(phi_q: Tensor, phi_k: Tensor, v: Tensor, eps: float | Tensor) -> Tensor:
     """Non-causal attention `phi(Q) (phi(K)^T V) / phi(Q) (phi(K)^T 1)` in O(N F Dv).
 
@@ -34,7 +54,7 @@ def linear_attention(phi_q: Tensor, phi_k: Tensor, v: Tensor, eps: float | Tenso
     """
     dtype = v.dtype
     phi_q, phi_k, v = (t.to(_compute_dtype(v)) for t in (phi_q, phi_k, v))
-    kv = torch.einsum("bhnf,bhnd->bhfd", phi_k, v)  # (B, H, F, Dv)
+    kv = _KeyValueSummary.apply(phi_k, v)  # (B, H, F, Dv)
     k_sum = phi_k.sum(dim=-2)  # (B, H, F)
     numerator = torch.einsum("bhnf,bhfd->bhnd", phi_q, kv)
     denominator = torch.einsum("bhnf,bhf->bhn", phi_q, k_sum)
