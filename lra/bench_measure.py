@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -214,9 +217,33 @@ def measure(point: Point, settings: Settings, fresh_process: bool = False) -> Me
     return Measurement(point, 1000 * statistics.median(times), peak_mb)
 
 
+# glibc's malloc hands large freed blocks back to the OS and page-faults them in again on the next step,
+# at a cost set more by the process's allocation history than by the backend: one point measured twice
+# gave 86 and 156 ms. Told to keep freed memory, it times the computation (read at process start).
+CPU_ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": str(2**32), "MALLOC_TRIM_THRESHOLD_": str(2**32)}
+
+
+@contextmanager
+def _environment(variables: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def measure_in_fresh_process(point: Point, settings: Settings) -> Measurement:
     """`measure` in a new spawned interpreter, so no earlier measurement's memory is reused or counted."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+    variables = {} if settings.device.startswith("cuda") else CPU_ALLOCATOR_ENV
+    with (
+        _environment(variables),  # the spawned interpreter inherits it
+        ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool,
+    ):
         try:
             return pool.submit(measure, point, settings, True).result()
         except BrokenProcessPool:  # killed, most likely by the kernel for lack of memory

@@ -243,7 +243,9 @@ def markdown_report(measurements: list[Measurement], context: Context) -> str:
         + (
             "the rise of the process's peak resident set size, each point in a fresh process so that no "
             "earlier point's memory is reused or counted (it includes allocator slack and library buffers, "
-            "so it reads above the tensor bytes alone)."
+            "so it reads above the tensor bytes alone). Each CPU process runs with glibc's malloc told to keep "
+            "freed memory (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`): by default it returns large "
+            "blocks to the OS and faults them in again every step, which made identical runs differ by 2x."
             if context.fresh_process
             else "the peak of live tensor bytes from the profiler's allocation events, all points in one "
             "process (the `--quick` smoke run)."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import shutil
 from pathlib import Path
 
@@ -141,3 +142,16 @@ def test_fresh_process_measures_positive_memory():
     settings = settings_from(parse_args(["--quick"]))
     result = measure_in_fresh_process(Point(ATTENTION, "linear", 256, False, 2), settings)
     assert result.skipped == "" and result.ms_per_step > 0 and result.peak_memory_mb > 0
+
+
+def test_measuring_environment_is_set_for_the_child_and_restored(monkeypatch):
+    from lra.bench_measure import CPU_ALLOCATOR_ENV, _environment
+
+    name, *others = CPU_ALLOCATOR_ENV
+    monkeypatch.setenv(name, "123")
+    for other in others:
+        monkeypatch.delenv(other, raising=False)
+    with _environment(CPU_ALLOCATOR_ENV):
+        assert all(os.environ[key] == value for key, value in CPU_ALLOCATOR_ENV.items())
+    assert os.environ[name] == "123"
+    assert all(other not in os.environ for other in others)
