@@ -39,7 +39,7 @@ def _build() -> ModuleType | None:
 
     _put_ninja_on_path()
 
-    log.info("building LUNA's CPU kernel %s (once; cached under torch's extensions directory)", SOURCE.name)
+    log.info("loading LUNA's CPU kernel %s (compiled on first use, about 20 s, then cached)", SOURCE.name)
     try:
         # OpenMP, so that at::parallel_for uses torch's threads; torch's own libgomp is already loaded.
         return load(
