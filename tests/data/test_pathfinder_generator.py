@@ -9,12 +9,8 @@ import pytest
 from PIL import Image
 
 from lra.data.pathfinder import read_pathfinder
-from lra.data.pathfinder_generator import (
-    generate_pathfinder,
-    image_label,
-    pathfinder_settings,
-    render_image,
-)
+from lra.data.pathfinder_contours import image_label, pathfinder_settings, render_image
+from lra.data.pathfinder_generator import generate_pathfinder
 
 HARD_32 = "pathfinder32/curv_contour_length_14"
 HARD_128 = "pathfinder128/curv_contour_length_14"
