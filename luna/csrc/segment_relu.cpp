@@ -102,7 +102,8 @@ std::vector<torch::Tensor> backward(const torch::Tensor& grad, const torch::Tens
               "segment_relu: grad and out must be contiguous, in the dtype of s");
   const int64_t blocks = std::max<int64_t>(1, std::min(kMaxBlocks, P / kMinBlockSize));
   torch::Tensor grad_s = need_s ? torch::empty_like(s) : torch::Tensor();
-  torch::Tensor partial = torch::zeros({need_table ? blocks : 0, G * S * 2 * W}, s.options().dtype(torch::kDouble));
+  torch::Tensor partial =
+      torch::zeros({need_table ? blocks : 0, G * S * 2 * W}, s.options().dtype(torch::kDouble));
   AT_DISPATCH_FLOATING_TYPES(s.scalar_type(), "segment_relu_backward", [&] {
     const scalar_t* gp = grad.data_ptr<scalar_t>();
     const scalar_t* sp = s.data_ptr<scalar_t>();
@@ -145,7 +146,8 @@ std::vector<torch::Tensor> backward(const torch::Tensor& grad, const torch::Tens
       }
     });
   });
-  torch::Tensor grad_table = need_table ? partial.sum(0).to(table.scalar_type()).view(table.sizes()) : torch::Tensor();
+  torch::Tensor grad_table =
+      need_table ? partial.sum(0).to(table.scalar_type()).view(table.sizes()) : torch::Tensor();
   return {grad_s, grad_table};
 }
 
