@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sysconfig
+import warnings
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,33 @@ def test_no_scalars(implementation):
     assert out.shape == (0, 5, 3)
     grads = torch.autograd.grad(out.sum(), [s, *params])
     assert grads[0].shape == s.shape and all((g == 0).all() for g in grads[1:])
+
+
+def test_a_failed_build_warns_once_and_falls_back(monkeypatch):
+    import torch.utils.cpp_extension
+
+    def no_compiler(**_):
+        raise RuntimeError("no C++ compiler found")
+
+    monkeypatch.setattr(torch.utils.cpp_extension, "load", no_compiler)
+    monkeypatch.delenv(native.SWITCH, raising=False)
+    native._build.cache_clear()
+    try:
+        with pytest.warns(
+            RuntimeWarning, match=r"could not be built \(RuntimeError: no C\+\+ compiler found\)"
+        ):
+            assert native.segment_relu_kernel(torch.zeros(1)) is None
+        params = parameters(1, 8, 3, seed=13)
+        s = torch.randn(20, generator=torch.Generator().manual_seed(14), dtype=torch.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # warned once, not on every call
+            out = piecewise_relu(s, *params)
+        assert_close(out, naive(s, *params, 1.0), 1e-12, "PyTorch path after a failed build")
+    finally:
+        native._build.cache_clear()  # the next test builds (or loads) the real kernel again
+
+
+@pytest.mark.parametrize("value, expected", [("0", False), ("off", False), ("1", True), ("", True)])
+def test_the_switch(value, expected, monkeypatch):
+    monkeypatch.setenv(native.SWITCH, value)
+    assert native.enabled() is expected
