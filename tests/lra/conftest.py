@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+import lra.module
 from tests.data.fixtures import (
     cifar_rows,
     write_cifar_parquet,
@@ -68,3 +70,19 @@ def tiny_overrides(task: str, attention: str, tmp_path: Path, data_dir: Path) ->
         *TINY,
         *TINY_BACKEND.get(attention, []),
     ]
+
+
+def poison_training_loss(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """Make the training loss NaN at optimisation step `step` (0-based); evaluation losses stay real."""
+    real_cross_entropy = lra.module.F.cross_entropy
+    calls = {"train": 0}
+
+    def poisoned(logits, labels):
+        loss = real_cross_entropy(logits, labels)
+        if torch.is_grad_enabled():
+            calls["train"] += 1
+            if calls["train"] == step + 1:
+                return loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(lra.module.F, "cross_entropy", poisoned)

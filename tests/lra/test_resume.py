@@ -17,7 +17,7 @@ import torch
 import lra.module
 import lra.train
 from lra.train import train
-from tests.lra.conftest import compose_train, tiny_overrides
+from tests.lra.conftest import compose_train, poison_training_loss, tiny_overrides
 
 REPO = Path(__file__).resolve().parents[2]
 # 12 training rows in batches of 4: 3 batches an epoch, so 10 steps cross 3 epoch boundaries and
@@ -124,20 +124,9 @@ class SnapshotAtStep(lightning.Callback):
 def test_skipped_batches_leave_weights_and_optimizer_alone(
     poisoned_step, expect_change, tmp_path, data_dir, monkeypatch
 ):
-    real_cross_entropy = lra.module.F.cross_entropy
-    calls = {"train": 0}
-
-    def poisoned(logits, labels):
-        loss = real_cross_entropy(logits, labels)
-        if torch.is_grad_enabled():
-            calls["train"] += 1
-            if calls["train"] == 3:  # step 2
-                return loss * float("nan")
-        return loss
-
+    poison_training_loss(monkeypatch, step=2)
     snapshot = SnapshotAtStep(poisoned_step)
     real_callbacks = lra.train._callbacks
-    monkeypatch.setattr(lra.module.F, "cross_entropy", poisoned)
     monkeypatch.setattr(
         lra.train,
         "_callbacks",

@@ -7,12 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
-import lra.module
 from lra.module import NonFiniteLossError
 from lra.train import train
-from tests.lra.conftest import BACKENDS, TASKS, compose_train, tiny_overrides
+from tests.lra.conftest import BACKENDS, TASKS, compose_train, poison_training_loss, tiny_overrides
 
 RECORD_KEYS = {
     "task",
@@ -101,18 +99,7 @@ def test_wandb_runs_offline_without_an_account(tmp_path, data_dir, monkeypatch):
 
 
 def test_nan_loss_stops_cleanly_and_keeps_the_last_checkpoint(tmp_path, data_dir, monkeypatch):
-    real_cross_entropy = lra.module.F.cross_entropy
-    calls = {"train": 0}
-
-    def poisoned(logits, labels):
-        loss = real_cross_entropy(logits, labels)
-        if torch.is_grad_enabled():
-            calls["train"] += 1
-            if calls["train"] == 3:
-                return loss * float("nan")
-        return loss
-
-    monkeypatch.setattr(lra.module.F, "cross_entropy", poisoned)
+    poison_training_loss(monkeypatch, step=2)
     with pytest.raises(NonFiniteLossError, match="at step 2.*last.ckpt"):
         run("listops", "luna", tmp_path, data_dir, "trainer.max_steps=5", "checkpoint_every_steps=1")
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
